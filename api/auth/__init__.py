@@ -1,0 +1,1 @@
+"""Authentication: registration, password login, token refresh and logout."""

@@ -1,0 +1,1 @@
+"""Cards: the catalogue, ownership history and valuations."""

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every domain uses: database, security, errors, audit, paging."""

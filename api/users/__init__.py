@@ -1,0 +1,1 @@
+"""Users: accounts, roles and each user's platform custody address."""

@@ -1,0 +1,34 @@
+"""Linked wallets and one-time sign-in challenges.
+
+A challenge row is consumed (``used_at``) in the same transaction that accepts its
+signature, so a signature can never be replayed.
+"""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.core.db import Base, uuid_pk
+
+
+class Wallet(Base):
+    __tablename__ = "wallets"
+    __table_args__ = (Index("ix_wallets_user_id", "user_id"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    address: Mapped[str] = mapped_column(String(64), unique=True)
+    linked_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WalletChallenge(Base):
+    __tablename__ = "wallet_challenges"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Contracts shared by the API and the stream jobs (cache layout, event ids)."""

@@ -1,0 +1,127 @@
+"""One settings object for every ECE process.
+
+Every address, port and secret comes from here so that pointing one variable
+(``ECE_KAFKA_BOOTSTRAP``, ``ECE_DATABASE_URL``, ...) at an external service moves
+every process to it at once. Defaults are the embedded local stack of
+``contract/operations.md``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration read from ``ECE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="ECE_", env_file=None, extra="ignore")
+
+    env: str = Field("dev", description="dev | test | prod; prod refuses generated secrets")
+    data_dir: Path = Field(REPO_ROOT / "data", description="all local state lives here")
+
+    database_url: str = "postgresql://ece@127.0.0.1:5433/ece"
+    redis_url: str = "redis://127.0.0.1:6380/0"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    arweave_url: str = "http://127.0.0.1:1984"
+    solana_rpc_url: str = "http://127.0.0.1:8899"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    flink_rest_port: int = 8081
+    dagster_port: int = 3000
+    lake_catalog: str = "dbname=ece_lake host=127.0.0.1 port=5433 user=ece"
+    lake_data_path: Path | None = None
+
+    topic_prefix: str = "ece"
+    kafka_session_timeout_ms: int = Field(
+        6000, description="short: the dev broker makes a group join wait half of it"
+    )
+
+    jwt_secret: SecretStr | None = Field(
+        None, description="HMAC key for access tokens; generated under data/secrets when unset"
+    )
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    fee_bps: int = 250
+    card_cache_ttl_seconds: int = 3600
+    seed: bool = True
+
+    # --- derived values -------------------------------------------------
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL for the same database (psycopg 3 driver)."""
+        scheme, rest = self.database_url.split("://", 1)
+        return f"postgresql+psycopg://{rest}" if scheme.startswith("postgres") else self.database_url
+
+    @property
+    def db_host(self) -> str:
+        return urlsplit(self.database_url).hostname or "127.0.0.1"
+
+    @property
+    def db_port(self) -> int:
+        return urlsplit(self.database_url).port or 5432
+
+    @property
+    def db_name(self) -> str:
+        return urlsplit(self.database_url).path.lstrip("/") or "ece"
+
+    @property
+    def db_user(self) -> str:
+        return urlsplit(self.database_url).username or "ece"
+
+    @property
+    def redis_port(self) -> int:
+        return urlsplit(self.redis_url).port or 6379
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+
+    @property
+    def lake_path(self) -> Path:
+        return self.lake_data_path or self.data_dir / "lake"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    def secret(self, name: str, explicit: SecretStr | None = None) -> str:
+        """A secret from its setting, else from ``data/secrets/<name>``, created on first use.
+
+        Generated secrets never enter git (``data/`` is ignored) and are refused in prod,
+        where every secret must be configured explicitly.
+        """
+        if explicit is not None:
+            return explicit.get_secret_value()
+        if self.env == "prod":
+            raise RuntimeError(f"ECE_{name.upper()} must be set in prod")
+        path = self.secrets_dir / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip()
+
+    @property
+    def jwt_key(self) -> str:
+        return self.secret("jwt_secret", self.jwt_secret)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached: environment is read once)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""ECE orchestration package."""

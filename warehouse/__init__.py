@@ -1,0 +1,1 @@
+"""ECE warehouse package."""
