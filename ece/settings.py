@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     solana_rpc_url: str = "http://127.0.0.1:8899"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(1, description="uvicorn worker processes")
     flink_rest_port: int = 8081
     dagster_port: int = 3000
     lake_catalog: str = "dbname=ece_lake host=127.0.0.1 port=5433 user=ece"

@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make up` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+UV := UV_PYTHON_DOWNLOADS=never uv run --locked
+
+.PHONY: help install up down status test test-fast lint bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## install what is missing (system packages, uv, Python env, Flink jars)
+	@bash scripts/bootstrap.sh
+
+up: install ## start the whole platform in the foreground (Ctrl-C stops it)
+	@$(UV) ece up
+
+down: ## stop a running `make up` from another terminal
+	@$(UV) ece down
+
+status: ## health of every part
+	@$(UV) ece status
+
+test: install ## run the whole test suite against the real parts (what CI runs)
+	@$(UV) pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: ## ruff and mypy
+	@$(UV) ruff check .
+	@$(UV) mypy api ece streaming orchestration warehouse quality
+
+bench: ## benchmarks (print ratios against a baseline measured in the same run)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) python $$b || exit 1; done
+
+clean: ## remove all local state (data/)
+	@rm -rf data

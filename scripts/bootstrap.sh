@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what is missing on a fresh machine: system packages (as root, else the
+# exact command is printed), uv, the locked Python environment and the Flink
+# connector jars. Safe to run again: each step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[36m•\033[0m %s\n' "$*" >&2; }
+
+missing=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing system packages; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  say "installing uv with pip"
+  python3 -m pip install --quiet uv
+fi
+export UV_PYTHON_DOWNLOADS=never
+say "syncing the Python environment (uv sync --locked)"
+uv sync --locked --quiet
+say "fetching the Flink Kafka connector jars (PyPI, checksums pinned)"
+uv run --locked python -m streaming.jobs.jars >/dev/null
+say "ready"
