@@ -24,6 +24,8 @@ PARTS: dict[str, tuple[str, str | None]] = {
     "cdc": ("ece.stack.cdc:Cdc", None),
     "flink": ("ece.stack.flink:Flink", "ECE_FLINK_REST_URL"),
     "dagster": ("ece.stack.dagster:Dagster", None),
+    "solana": ("ece.stack.solana:Solana", "ECE_SOLANA_RPC_URL"),
+    "arweave": ("ece.stack.arweave:Arweave", "ECE_ARWEAVE_URL"),
 }
 
 # The order `ece up` starts them in (and the reverse is the stop order).
