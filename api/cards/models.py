@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.core.db import Base, created_at, updated_at, uuid_pk
+from api.core.db import Base, created_at, sql_in, updated_at, uuid_pk
 
 RARITIES = ("common", "uncommon", "rare", "epic", "legendary")
 CARD_STATUSES = ("available", "listed", "in_auction")
@@ -26,15 +26,11 @@ HISTORY_REASONS = ("issue", "sale", "trade", "auction")
 VALUATION_SOURCES = ("sale", "auction", "appraisal")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Card(Base):
     __tablename__ = "cards"
     __table_args__ = (
-        CheckConstraint(_in("rarity", RARITIES), name="rarity"),
-        CheckConstraint(_in("status", CARD_STATUSES), name="status"),
+        CheckConstraint(sql_in("rarity", RARITIES), name="rarity"),
+        CheckConstraint(sql_in("status", CARD_STATUSES), name="status"),
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
         CheckConstraint("length(set_name) BETWEEN 1 AND 200", name="set_name_length"),
         CheckConstraint("length(number) BETWEEN 1 AND 32", name="number_length"),
@@ -51,7 +47,9 @@ class Card(Base):
     number: Mapped[str] = mapped_column(String(32))
     rarity: Mapped[str] = mapped_column(String(16))
     edition: Mapped[str | None] = mapped_column(String(64))
-    attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"), default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        server_default=text("'{}'::jsonb"), default=dict
+    )
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(16), server_default="available", default="available")
     image_object_key: Mapped[str | None] = mapped_column(Text)
@@ -71,7 +69,7 @@ class CardHistory(Base):
 
     __tablename__ = "card_history"
     __table_args__ = (
-        CheckConstraint(_in("reason", HISTORY_REASONS), name="reason"),
+        CheckConstraint(sql_in("reason", HISTORY_REASONS), name="reason"),
         CheckConstraint("(reason = 'issue') = (from_user_id IS NULL)", name="issue_has_no_sender"),
         CheckConstraint("from_user_id IS DISTINCT FROM to_user_id", name="real_transfer"),
         Index("ix_card_history_card_id_at", "card_id", "at"),
@@ -90,7 +88,7 @@ class CardValuation(Base):
     __tablename__ = "card_valuations"
     __table_args__ = (
         CheckConstraint("value_cents > 0", name="value_positive"),
-        CheckConstraint(_in("source", VALUATION_SOURCES), name="source"),
+        CheckConstraint(sql_in("source", VALUATION_SOURCES), name="source"),
         Index("ix_card_valuations_card_id_at", "card_id", "at"),
     )
 

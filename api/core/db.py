@@ -6,16 +6,20 @@ routers serialise ORM objects after the service committed, and a lazy reload at
 that point would be an extra round trip (or an error in async code).
 """
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import uuid
-
 from sqlalchemy import FetchedValue, MetaData, func, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import DateTime
 
@@ -89,6 +93,9 @@ def created_at() -> Any:
 
 def updated_at() -> Any:
     """Maintained by the ``ece_touch_updated_at`` trigger; the ORM reads it back."""
-    return mapped_column(
-        server_default=func.now(), server_onupdate=FetchedValue(), nullable=False
-    )
+    return mapped_column(server_default=func.now(), server_onupdate=FetchedValue(), nullable=False)
+
+
+def sql_in(column: str, values: tuple[str, ...]) -> str:
+    """``column IN ('a', 'b')`` for CHECK constraints built from the Python enum tuples."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"

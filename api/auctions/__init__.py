@@ -1,0 +1,1 @@
+"""Timed English auctions with held bids and anti-sniping."""

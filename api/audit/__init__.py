@@ -1,0 +1,1 @@
+"""The tamper-evident audit log (hash chain over append-only rows)."""

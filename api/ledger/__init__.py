@@ -1,0 +1,1 @@
+"""Double-entry ledger: balances only ever move through balanced transactions."""

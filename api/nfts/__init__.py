@@ -1,0 +1,1 @@
+"""NFTs minted for cards and their on-chain transfers."""

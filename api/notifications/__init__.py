@@ -1,0 +1,1 @@
+"""User notifications (fed by the stream pipeline) and Web Push subscriptions."""

@@ -1,0 +1,1 @@
+"""Card-for-card trade offers between two users."""
