@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         None, description="HMAC key for access tokens; generated under data/secrets when unset"
     )
+    custody_kek: SecretStr | None = Field(
+        None, description="key-encryption key for custody keys; generated under data/secrets when unset"
+    )
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     fee_bps: int = 250
