@@ -1,0 +1,53 @@
+"""``/auth/*``: HTTP translation only; the rules live in ``auth.service``."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from api.auth import service
+from api.auth.deps import CurrentUser, SessionDep, anonymous_context, user_context
+from api.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair
+from api.core.audit import AuditContext
+from api.core.problems import problem_responses
+from api.users.models import User
+from api.users.schemas import UserOut
+from api.users.service import register_user
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+AnonCtx = Annotated[AuditContext, Depends(anonymous_context)]
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=problem_responses(409, 422),
+)
+async def register(body: RegisterIn, session: SessionDep, ctx: AnonCtx) -> User:
+    return await register_user(
+        session, ctx, email=body.email, username=body.username, password=body.password
+    )
+
+
+@router.post("/login", response_model=TokenPair, responses=problem_responses(401, 422))
+async def login(body: LoginIn, session: SessionDep, ctx: AnonCtx) -> TokenPair:
+    return await service.login(session, ctx, body.login, body.password)
+
+
+@router.post("/refresh", response_model=TokenPair, responses=problem_responses(401, 422))
+async def refresh(body: RefreshIn, session: SessionDep, ctx: AnonCtx) -> TokenPair:
+    return await service.refresh(session, ctx, body.refresh_token)
+
+
+@router.post(
+    "/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 422)
+)
+async def logout(
+    body: RefreshIn,
+    session: SessionDep,
+    user: CurrentUser,
+    ctx: Annotated[AuditContext, Depends(user_context)],
+) -> Response:
+    await service.logout(session, ctx, user, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,140 @@
+"""``/cards``: catalogue endpoints. Single-card reads carry an ETag derived from the
+row version (the same one Flink writes), honouring ``If-None-Match`` with 304."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from api.auth.deps import AdminUser, SessionDep, user_context
+from api.cards import service
+from api.cards.schemas import (
+    CardCreate,
+    CardHistoryOut,
+    CardHistoryPage,
+    CardOut,
+    CardPage,
+    CardStatus,
+    CardUpdate,
+    Rarity,
+)
+from api.core.audit import AuditContext
+from api.core.cache import CardCache, get_card_cache
+from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.core.problems import problem_responses, validation_error
+from ece.contracts.card_cache import etag
+
+router = APIRouter(prefix="/cards", tags=["cards"])
+
+Cache = Annotated[CardCache, Depends(get_card_cache)]
+UserCtx = Annotated[AuditContext, Depends(user_context)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+def _etag_matches(header: str | None, tag: str) -> bool:
+    if not header:
+        return False
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or any(c.removeprefix("W/") == tag for c in candidates)
+
+
+def _card_response(document: dict[str, Any], version: int, status_code: int = 200) -> Response:
+    return JSONResponse(
+        document,
+        status_code=status_code,
+        headers={"ETag": etag(document["id"], version), "Cache-Control": "no-cache"},
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CardOut,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_card(
+    body: CardCreate, session: SessionDep, cache: Cache, admin: AdminUser, ctx: UserCtx
+) -> Response:
+    fields = body.model_dump(exclude={"owner_id"})
+    card = await service.issue_card(session, cache, ctx, admin, fields, body.owner_id)
+    return _card_response(service.document_of(card), card.version, status.HTTP_201_CREATED)
+
+
+@router.patch("/{card_id}", response_model=CardOut, responses=problem_responses(401, 403, 404, 422))
+async def update_card(
+    card_id: uuid.UUID,
+    body: CardUpdate,
+    session: SessionDep,
+    cache: Cache,
+    _admin: AdminUser,
+    ctx: UserCtx,
+) -> Response:
+    try:
+        changes = body.changes()
+    except ValueError as exc:
+        raise validation_error(str(exc)) from exc
+    if not changes:
+        raise validation_error("no writable field given")
+    card = await service.update_card(session, cache, ctx, card_id, changes)
+    return _card_response(service.document_of(card), card.version)
+
+
+@router.get("", response_model=CardPage, responses=problem_responses(422))
+async def list_cards(
+    session: SessionDep,
+    owner_id: uuid.UUID | None = None,
+    rarity: Rarity | None = None,
+    set_name: Annotated[str | None, Query(max_length=200)] = None,
+    status: CardStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    items, next_cursor = await service.list_cards(
+        session,
+        owner_id=owner_id,
+        rarity=rarity,
+        set_name=set_name,
+        status=status,
+        q=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{card_id}",
+    response_model=CardOut,
+    responses={304: {"description": "Not modified (ETag matched)"}, **problem_responses(404, 422)},
+)
+async def get_card(
+    card_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    cache: Cache,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    document, version = await service.read_card(session, cache, card_id)
+    tag = etag(str(card_id), version)
+    if _etag_matches(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag, "Cache-Control": "no-cache"})
+    return _card_response(document, version)
+
+
+@router.get(
+    "/{card_id}/history", response_model=CardHistoryPage, responses=problem_responses(404, 422)
+)
+async def card_history(
+    card_id: uuid.UUID,
+    session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    rows, next_cursor = await service.card_history(session, card_id, limit=limit, cursor=cursor)
+    return {
+        "items": [CardHistoryOut.model_validate(r) for r in rows],
+        "next_cursor": next_cursor,
+    }
