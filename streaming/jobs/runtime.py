@@ -1,0 +1,223 @@
+"""The shared job context: one environment, Kafka in and out, for every pipeline.
+
+Pipelines never build sources, sinks or environments themselves; they ask the
+:class:`JobContext`, so that broker quirks, the epoch-keyed group ids, the
+checkpoint/restore policy and the DLQ format are decided in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ece.contracts import topics
+from ece.settings import Settings
+from streaming.jobs import minicluster
+
+log = logging.getLogger(__name__)
+
+# A keyed Kafka record (key and value as UTF-8 text): what every derived-topic sink takes.
+KEYED_FIELDS = ["k", "v"]
+
+
+@dataclass
+class JobOptions:
+    """Knobs of one run (CLI flags); everything else comes from :class:`Settings`."""
+
+    checkpoint_interval_ms: int = 1000
+    restore: bool = True
+    partition_discovery_ms: int = 2000
+
+
+@dataclass
+class JobContext:
+    """What a pipeline's ``build(ctx)`` gets: the environment and Kafka helpers."""
+
+    settings: Settings
+    epoch: str
+    env: Any  # pyflink StreamExecutionEnvironment (untyped library)
+    options: JobOptions
+    restored_from: Path | None = None
+    _t_env: Any = None
+    _sinks: dict[str, str] = field(default_factory=dict)
+    _statements: Any = None
+
+    # --- Kafka in -------------------------------------------------------
+
+    def group_id(self, pipeline: str) -> str:
+        """Per pipeline (two pipelines may read one topic) and per broker epoch.
+
+        A fresh broker (new cluster id) must not inherit offsets of a vanished one; a
+        real Kafka cluster keeps its id, so this is stable in production.
+        """
+        return f"ece-flink-{pipeline}-{self.epoch}"
+
+    def kafka_source(self, pipeline: str, source_topics: list[str]) -> Any:
+        """A stream of record values (``str``; tombstones never reach Python).
+
+        Topics are subscribed by pattern so a topic the CDC runner has not created
+        yet is picked up by partition discovery instead of failing the job. Starts
+        from the group's committed offsets, else from the earliest offset (Tansu's
+        "latest" is wrong, and a cache must see every change).
+        """
+        from pyflink.common import Types, WatermarkStrategy
+        from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
+        from pyflink.java_gateway import get_gateway
+
+        jvm = get_gateway().jvm
+        committed = jvm.org.apache.flink.connector.kafka.source.enumerator.initializer \
+            .OffsetsInitializer.committedOffsets(
+                jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST)
+        pattern = "|".join(re.escape(t) for t in source_topics)
+        builder = (
+            KafkaSource.builder()
+            .set_bootstrap_servers(self.settings.kafka_bootstrap)
+            .set_topic_pattern(f"^({pattern})$")
+            .set_group_id(self.group_id(pipeline))
+            .set_starting_offsets(KafkaOffsetsInitializer(committed))
+            .set_property("commit.offsets.on.checkpoint", "true")
+            .set_property("partition.discovery.interval.ms",
+                          str(self.options.partition_discovery_ms))
+            .set_property("session.timeout.ms", str(self.settings.kafka_session_timeout_ms))
+            .set_property("heartbeat.interval.ms", "1000")
+            .set_property("fetch.max.wait.ms", "20")
+            .set_property("client.id.prefix", f"ece-flink-{pipeline}")
+        )
+        # StringDeserializer maps a tombstone to null, which the value-only wrapper drops;
+        # SimpleStringSchema would throw on it and fail the job.
+        string_deserializer = jvm.org.apache.kafka.common.serialization.StringDeserializer
+        builder._j_builder.setDeserializer(
+            jvm.org.apache.flink.connector.kafka.source.reader.deserializer
+            .KafkaRecordDeserializationSchema.valueOnly(string_deserializer._java_lang_class))
+        source = builder.build()
+        return self.env.from_source(
+            source, WatermarkStrategy.no_watermarks(), f"{pipeline}: {', '.join(source_topics)}",
+            type_info=Types.STRING(),
+        ).uid(f"{pipeline}-source")
+
+    # --- Kafka out ------------------------------------------------------
+
+    @property
+    def table_env(self) -> Any:
+        if self._t_env is None:
+            from pyflink.table import StreamTableEnvironment
+
+            self._t_env = StreamTableEnvironment.create(self.env)
+            self._statements = self._t_env.create_statement_set()
+        return self._t_env
+
+    def keyed_sink(self, stream: Any, topic: str, name: str) -> None:
+        """Write a stream of ``Row(k, v)`` (text key, text value) to ``topic``, at least once.
+
+        The DataStream KafkaSink can only serialize the whole element as key, so keyed
+        output goes through the Table API's Kafka connector with the ``raw`` format on
+        both key and value, attached back to this same job.
+        """
+        from pyflink.table import DataTypes, Schema, TableDescriptor
+
+        t_env = self.table_env
+        table_name = self._sinks.get(topic)
+        if table_name is None:
+            table_name = f"sink_{len(self._sinks)}"
+            schema = (Schema.new_builder()
+                      .column("k", DataTypes.STRING())
+                      .column("v", DataTypes.STRING())
+                      .build())
+            descriptor = (
+                TableDescriptor.for_connector("kafka")
+                .schema(schema)
+                .option("topic", topic)
+                .option("properties.bootstrap.servers", self.settings.kafka_bootstrap)
+                .option("key.format", "raw")
+                .option("key.fields", "k")
+                .option("value.format", "raw")
+                .option("value.fields-include", "EXCEPT_KEY")
+                .option("sink.delivery-guarantee", "at-least-once")
+                .option("properties.linger.ms", "5")
+                .build()
+            )
+            t_env.create_temporary_table(table_name, descriptor)
+            self._sinks[topic] = table_name
+        self._statements.add_insert(table_name, t_env.from_data_stream(stream))
+        log.info("%s -> %s", name, topic)
+
+    def dlq(self, stream: Any, pipeline: str) -> None:
+        """Send a pipeline's failures (``Row(k=source topic, v=JSON)``) to ``ece.dlq``."""
+        self.keyed_sink(stream, topics.DLQ, f"{pipeline} dlq")
+
+    # --- run ------------------------------------------------------------
+
+    def execute(self, job_name: str) -> None:
+        if self._statements is not None:
+            self._statements.attach_as_datastream()
+        self.env.execute(job_name)
+
+
+def ensure_topics(settings: Settings, names: list[str]) -> None:
+    """Create the derived topics this job writes if missing (never the CDC topics)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [NewTopic(n, num_partitions=1, replication_factor=1)
+               for n in names if n not in existing]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing).items():
+        try:
+            future.result(10)
+        except Exception as exc:  # noqa: BLE001 - a concurrent creator is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc).upper():
+                raise
+        log.info("created topic %s", name)
+
+
+def create_context(settings: Settings, epoch: str, options: JobOptions,
+                   jars: list[Path]) -> JobContext:
+    """Environment with connector jars, checkpointing and (if found) restored state.
+
+    State is restored from this epoch's newest retained checkpoint, so buffered
+    writes and (later) window state survive a restart; with no checkpoint the
+    sources fall back to the group's committed offsets.
+    """
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    minicluster.prune_other_epochs(settings, epoch)
+    ckpt_root = minicluster.checkpoint_root(settings, epoch)
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    restored = minicluster.latest_checkpoint(settings, epoch) if options.restore else None
+
+    config = Configuration()
+    # The local executor does not read FLINK_CONF_DIR's config.yaml (only the JVM launcher
+    # does), so the cluster options go into the job's configuration as well.
+    for key, value in minicluster.cluster_options(settings).items():
+        config.set_string(key, value)
+    config.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars))
+    config.set_string("execution.checkpointing.interval", f"{options.checkpoint_interval_ms}ms")
+    config.set_string("execution.checkpointing.dir", ckpt_root.resolve().as_uri())
+    config.set_string("execution.checkpointing.externalized-checkpoint-retention",
+                      "RETAIN_ON_CANCELLATION")
+    config.set_string("execution.checkpointing.num-retained", "1")
+    config.set_string("execution.checkpointing.min-pause", "200ms")
+    config.set_string("state.backend.type", "hashmap")
+    config.set_string("restart-strategy.type", "exponential-delay")
+    config.set_string("restart-strategy.exponential-delay.initial-backoff", "1s")
+    config.set_string("restart-strategy.exponential-delay.max-backoff", "30s")
+    if restored is not None:
+        config.set_string("execution.state-recovery.path", restored.resolve().as_uri())
+        config.set_string("execution.state-recovery.claim-mode", "CLAIM")
+        # A pipeline added since the checkpoint starts fresh; one removed is dropped.
+        config.set_string("execution.state-recovery.ignore-unclaimed-state", "true")
+        for stale in ckpt_root.iterdir():
+            if stale != restored.parent:
+                shutil.rmtree(stale, ignore_errors=True)
+        log.info("restoring state from %s", restored)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.set_buffer_timeout(10)
+    return JobContext(settings=settings, epoch=epoch, env=env, options=options,
+                      restored_from=restored)
