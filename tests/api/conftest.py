@@ -1,0 +1,80 @@
+"""API test fixtures on the shared ``platform`` (real PostgreSQL + Redis, migrated).
+
+The app runs in-process behind ``httpx.ASGITransport``; every test talks HTTP to it
+and checks the database directly when it must prove that nothing was written.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from apitest import PASSWORD, Account, Db, register_and_login, unique
+from fastapi import FastAPI
+
+from ece.settings import Settings, get_settings
+
+
+@pytest.fixture(scope="session")
+def api_settings(platform: Any) -> Settings:
+    platform.require("postgres", "redis", "migrate")
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+async def app(api_settings: Settings) -> AsyncIterator[FastAPI]:
+    from api.app import create_app
+    from api.core.cache import close_redis
+    from api.core.db import dispose_engine
+
+    await dispose_engine()
+    await close_redis()
+    yield create_app()
+    await close_redis()
+    await dispose_engine()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
+        yield c
+
+
+@pytest.fixture
+def db(api_settings: Settings) -> Db:
+    return Db(api_settings.database_url)
+
+
+@pytest.fixture
+async def user(client: httpx.AsyncClient) -> Account:
+    return await register_and_login(client)
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, app: FastAPI) -> Account:
+    """An admin made the way operators make one: through ``create_admin`` (the CLI path)."""
+    from api.core.audit import AuditContext
+    from api.core.db import get_sessionmaker
+    from api.users.service import create_admin
+
+    username = unique("admin")
+    async with get_sessionmaker()() as session:
+        created = await create_admin(
+            session,
+            AuditContext(ip="test"),
+            email=f"{username}@example.com",
+            username=username,
+            password=PASSWORD,
+        )
+    r = await client.post("/auth/login", json={"login": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return Account(
+        str(created.id),
+        username,
+        f"{username}@example.com",
+        body["access_token"],
+        body["refresh_token"],
+    )
