@@ -123,7 +123,7 @@ def _decode_tx(params: list[Any]) -> VersionedTransaction:
 def _check_account_encoding(config: dict[str, Any]) -> None:
     encoding = config.get("encoding", "base64")
     if encoding != "base64":
-        raise invalid_params(f"encoding {encoding!r} is not supported by the local node; use base64")
+        raise invalid_params(f"encoding {encoding!r} is not supported locally; use base64")
 
 
 def _sliced(account: Account | None, config: dict[str, Any]) -> Account | None:
@@ -323,7 +323,7 @@ class Methods:
         ):
             sim = RpcSimulateTransactionResult(err=TransactionErrorFieldless.BlockhashNotFound,
                                                logs=[])
-            return SimulateTransactionResp(sim, self.ctx())
+            return SimulateTransactionResp(sim, self.ctx())  # type: ignore[call-arg]  # stub lacks context
         result = self.chain.svm.simulate_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             meta = result.meta()
@@ -334,7 +334,7 @@ class Methods:
             sim = RpcSimulateTransactionResult(err=None, logs=meta.logs(),
                                                units_consumed=meta.compute_units_consumed(),
                                                fee=meta.fee())
-        return SimulateTransactionResp(sim, self.ctx())
+        return SimulateTransactionResp(sim, self.ctx())  # type: ignore[call-arg]  # stub lacks context
 
     def get_signature_statuses(self, params: list[Any]) -> Any:
         sigs = _arg(params, 0, "signatures")
