@@ -136,12 +136,16 @@ def _sliced(account: Account | None, config: dict[str, Any]) -> Account | None:
                    account.executable, account.rent_epoch)
 
 
-def _describe(err: object) -> str:
-    """A validator-like message for a transaction error."""
-    text = str(err)
-    if err == TransactionErrorFieldless.BlockhashNotFound:
+def _describe(err: Any) -> str:
+    """A validator-like message for a transaction error given as its JSON form."""
+    if err == "BlockhashNotFound":
         return "Blockhash not found"
-    return text
+    if isinstance(err, dict) and "InstructionError" in err:
+        index, detail = err["InstructionError"]
+        if isinstance(detail, dict) and "Custom" in detail:
+            detail = f"custom program error: {detail['Custom']:#x}"
+        return f"Error processing Instruction {index}: {detail}"
+    return json.dumps(err) if not isinstance(err, str) else err
 
 
 class Methods:
@@ -298,21 +302,29 @@ class Methods:
             if skip_preflight:
                 return SendTransactionResp(signature)  # a validator drops it silently
             raise self._preflight_failure(TransactionErrorFieldless.BlockhashNotFound, [], None)
+        if not skip_preflight:
+            # Simulate first, as a validator's preflight does: a transaction that would
+            # fail is refused without landing (no fee, no status, no history entry).
+            sim = self.chain.svm.simulate_transaction(tx)
+            if isinstance(sim, FailedTransactionMetadata):
+                self._raise_failure(sim)
         result = self.chain.execute(tx)
-        if isinstance(result, FailedTransactionMetadata):
-            err = result.err()
-            if err == TransactionErrorFieldless.SignatureFailure:
-                raise RpcError(-32003, "Transaction signature verification failure")
-            if not skip_preflight:
-                meta = result.meta()
-                raise self._preflight_failure(err, meta.logs(), meta.compute_units_consumed())
+        if isinstance(result, FailedTransactionMetadata) and not skip_preflight:
+            self._raise_failure(result)  # only if the state changed since the simulation
         return SendTransactionResp(signature)
+
+    def _raise_failure(self, failed: FailedTransactionMetadata) -> None:
+        err = failed.err()
+        if err == TransactionErrorFieldless.SignatureFailure:
+            raise RpcError(-32003, "Transaction signature verification failure")
+        meta = failed.meta()
+        raise self._preflight_failure(err, meta.logs(), meta.compute_units_consumed())
 
     def _preflight_failure(self, err: Any, logs: list[str], units: int | None) -> RpcError:
         sim = RpcSimulateTransactionResult(err=err, logs=logs, units_consumed=units)
-        message = f"Transaction simulation failed: {_describe(err)}"
-        body = json.loads(SendTransactionPreflightFailureMessage(message, sim).to_json())
-        return RpcError(-32002, body["message"], body["data"])
+        body = json.loads(SendTransactionPreflightFailureMessage("", sim).to_json())
+        message = f"Transaction simulation failed: {_describe(body['data']['err'])}"
+        return RpcError(-32002, message, body["data"])
 
     def simulate_transaction(self, params: list[Any]) -> Any:
         tx = _decode_tx(params)

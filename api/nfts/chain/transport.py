@@ -98,7 +98,7 @@ async def call(
     try:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(_Transient),
-            wait=wait_exponential_jitter(initial=0.1, max=4.0, jitter=0.3),
+            wait=wait_exponential_jitter(multiplier=0.1, max=4.0, jitter=0.3),
             stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
             reraise=False,
         ):
@@ -139,7 +139,7 @@ async def confirm(
     polls = 0
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(_Transient),
-        wait=wait_exponential_jitter(initial=0.01, max=1.0, jitter=0.05),
+        wait=wait_exponential_jitter(multiplier=0.01, max=1.0, jitter=0.05),
         stop=stop_after_delay(timeout + 5),  # our own deadline check fires first
         reraise=True,
     ):
