@@ -85,7 +85,11 @@ class ArweaveClient:
     ) -> None:
         self.url = url.rstrip("/")
         self.attempts = attempts
-        self._wait = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        # delay = backoff_initial * 2**n + uniform(0, backoff_initial), capped: clients
+        # that failed together spread out instead of retrying in lockstep.
+        self._wait = wait_exponential_jitter(
+            multiplier=backoff_initial, jitter=backoff_initial, max=backoff_max
+        )
         self._http = http or httpx.AsyncClient(base_url=self.url, timeout=timeout)
         self._owns_http = http is None
         self._local: bool | None = None
