@@ -1,0 +1,1 @@
+"""Assets by layer: bronze (landing), silver (and gold) from ``warehouse/<layer>/*.sql``."""

@@ -1,0 +1,321 @@
+"""Land CDC topics into ``ece.bronze.<table>`` exactly once.
+
+The loop per topic: read the next offsets from the lake, ``assign`` the consumer
+there (no consumer group: a group join costs seconds on the local broker and its
+offsets would commit apart from the data), fetch a bounded batch, then in ONE
+DuckLake transaction re-check the offsets, add any new columns, insert the rows
+and write the new offsets. A crash before COMMIT leaves neither rows nor
+progress; a lander that lost a race to a concurrent one fails its commit, re-reads
+the offsets and goes on from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from ece.contracts.topics import CAPTURED_TABLES, EXCLUDED_COLUMNS, cdc_topic
+from warehouse.bronze import offsets
+from warehouse.bronze.envelope import META_COLUMNS, ChangeRow, InvalidMessage, parse
+from warehouse.lake import table_columns, table_exists
+
+Progress = Callable[[str], None]
+# Called with (topic, rows) just before COMMIT; tests raise from it to simulate a crash.
+BeforeCommit = Callable[[str, int], None]
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+    "DATE": pa.date32(),
+}
+
+
+NO_TOPIC = "topic does not exist yet"
+
+
+class ConcurrentLanding(RuntimeError):
+    """Another lander moved the offsets since we read them: our batch is void."""
+
+
+@dataclass(frozen=True)
+class LandingConfig:
+    """Knobs chosen per environment (orchestration.resources)."""
+
+    bootstrap: str
+    batch_size: int = 5000
+    max_messages_per_topic: int = 200_000
+    poll_timeout_s: float = 1.0
+    max_conflict_retries: int = 3
+    prefix: str = "ece"
+    extra_consumer_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TopicReport:
+    """What one landing run did for one topic (becomes asset metadata)."""
+
+    table: str
+    topic: str
+    epoch: str = ""
+    landed: int = 0
+    tombstones: int = 0
+    invalid: int = 0
+    batches: int = 0
+    conflicts: int = 0
+    skipped: str = ""
+    positions: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _consumer(config: LandingConfig) -> Consumer:
+    return Consumer({
+        "bootstrap.servers": config.bootstrap,
+        "group.id": "ece-warehouse-bronze",  # required by librdkafka; never joined
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 50,
+        **config.extra_consumer_config,
+    })
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _arrow_batch(rows: list[tuple[ChangeRow, Message]], epoch: str,
+                 row_columns: list[str]) -> pa.Table:
+    """Column-wise arrow table: one VARCHAR per source column plus typed metadata."""
+    now = datetime.now(UTC)
+    data: dict[str, list[Any]] = {c: [] for c in row_columns}
+    meta: dict[str, list[Any]] = {c: [] for c in META_COLUMNS}
+    for change, msg in rows:
+        for c in row_columns:
+            data[c].append(change.columns.get(c))
+        meta["op"].append(change.op)
+        meta["lsn"].append(change.lsn)
+        meta["tx_id"].append(change.tx_id)
+        meta["ts_ms"].append(change.ts_ms)
+        meta["_topic"].append(msg.topic())
+        meta["_partition"].append(msg.partition())
+        meta["_offset"].append(msg.offset())
+        meta["_epoch"].append(epoch)
+        meta["_ingested_at"].append(now)
+        meta["_day"].append(change.day)
+    arrays = {c: pa.array(v, pa.string()) for c, v in data.items()}
+    arrays.update({c: pa.array(meta[c], _ARROW_TYPES[t]) for c, t in META_COLUMNS.items()})
+    return pa.table(arrays)
+
+
+def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, row_columns: list[str]) -> None:
+    """Create the table on its first batch, add columns the source gained since."""
+    qualified = f"ece.bronze.{_ident(table)}"
+    if not table_exists(con, "bronze", table):
+        cols = [f"{_ident(c)} VARCHAR" for c in row_columns]
+        cols += [f"{_ident(c)} {t}" for c, t in META_COLUMNS.items()]
+        con.execute(f"CREATE TABLE {qualified} ({', '.join(cols)})")
+        con.execute(f"ALTER TABLE {qualified} SET PARTITIONED BY (_day)")
+        return
+    existing = set(table_columns(con, "bronze", table))
+    for c in row_columns:
+        if c not in existing:
+            con.execute(f"ALTER TABLE {qualified} ADD COLUMN {_ident(c)} VARCHAR")
+
+
+def _commit_batch(con: duckdb.DuckDBPyConnection, table: str, topic: str, epoch: str,
+                  expected: dict[int, int], new_positions: dict[int, int],
+                  rows: list[tuple[ChangeRow, Message]],
+                  before_commit: BeforeCommit | None) -> None:
+    """Rows and offsets in one transaction; anything unexpected rolls both back."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        current = offsets.read(con, epoch, topic)
+        for partition in new_positions:
+            if current.get(partition, 0) != expected.get(partition, 0):
+                raise ConcurrentLanding(
+                    f"{topic}[{partition}] is at {current.get(partition, 0)}, "
+                    f"expected {expected.get(partition, 0)}")
+        if rows:
+            row_columns = sorted({c for change, _ in rows for c in change.columns})
+            _ensure_columns(con, table, row_columns)
+            batch = _arrow_batch(rows, epoch, row_columns)
+            con.register("_bronze_batch", batch)
+            try:
+                con.execute(f"INSERT INTO ece.bronze.{_ident(table)} BY NAME "
+                            "SELECT * FROM _bronze_batch")
+            finally:
+                con.unregister("_bronze_batch")
+        offsets.write(con, epoch, topic, new_positions)
+        if before_commit is not None:
+            before_commit(topic, len(rows))
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT already ended it
+            con.execute("ROLLBACK")
+        raise
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, ConcurrentLanding) or (
+        isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower())
+
+
+def _caught_up(consumer: Consumer, topic: str, partitions: list[int],
+               positions: dict[int, int], progress: Progress) -> bool:
+    """True when no partition has anything past our position: skip the idle poll.
+
+    Tansu under-reports the high watermark (last batch's base offset + 1) but a new
+    batch always starts at or after our position, so ``high <= position`` still
+    proves there is nothing new. A low watermark past our position means the
+    broker's retention deleted events before we landed them: said loudly.
+    """
+    idle = True
+    for p in partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+        if low > positions.get(p, 0):
+            progress(f"{topic}[{p}]: WARNING offsets {positions.get(p, 0)}..{low - 1} "
+                     "were deleted by retention before landing")
+        if high > positions.get(p, 0):
+            idle = False
+    return idle
+
+
+def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
+               config: LandingConfig, progress: Progress,
+               before_commit: BeforeCommit | None = None) -> TopicReport:
+    """Land everything new on one table's topic, in bounded batches."""
+    topic = cdc_topic(table, config.prefix)
+    report = TopicReport(table=table, topic=topic)
+    started = time.monotonic()
+    meta = consumer.list_topics(topic, timeout=10)
+    report.epoch = epoch = str(meta.cluster_id)
+    topic_meta = meta.topics.get(topic)
+    if topic_meta is None or topic_meta.error is not None or not topic_meta.partitions:
+        report.skipped = NO_TOPIC
+        return report
+    partitions = sorted(topic_meta.partitions)
+    exclude = frozenset(EXCLUDED_COLUMNS.get(table, ()))
+    offsets.ensure_rows(con, epoch, topic, partitions)
+    positions = offsets.read(con, epoch, topic)
+    if _caught_up(consumer, topic, partitions, positions, progress):
+        report.positions = positions
+        report.seconds = time.monotonic() - started
+        return report
+    consumer.assign([TopicPartition(topic, p, positions.get(p, 0)) for p in partitions])
+    try:
+        while report.landed + report.tombstones + report.invalid < config.max_messages_per_topic:
+            budget = config.max_messages_per_topic - report.landed - report.tombstones \
+                - report.invalid
+            msgs = consumer.consume(min(config.batch_size, budget), config.poll_timeout_s)
+            if not msgs:
+                break
+            rows: list[tuple[ChangeRow, Message]] = []
+            new_positions: dict[int, int] = {}
+            tombstones = invalid = 0
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(f"{topic}: {err}")
+                new_positions[int(msg.partition() or 0)] = int(msg.offset() or 0) + 1
+                value = msg.value()
+                if value is None:  # the tombstone after a delete: nothing to land
+                    tombstones += 1
+                    continue
+                try:
+                    rows.append((parse(msg.key(), value, exclude), msg))
+                except InvalidMessage as exc:
+                    invalid += 1
+                    progress(f"{topic}[{msg.partition()}]@{msg.offset()}: skipped, {exc}")
+            if not new_positions:
+                continue
+            try:
+                _commit_batch(con, table, topic, epoch, positions, new_positions, rows,
+                              before_commit)
+            except Exception as exc:
+                if not _is_conflict(exc) or report.conflicts >= config.max_conflict_retries:
+                    raise
+                report.conflicts += 1
+                progress(f"{topic}: concurrent landing detected ({exc}); resuming from the lake")
+                positions = offsets.read(con, epoch, topic)
+                for p in partitions:
+                    consumer.seek(TopicPartition(topic, p, positions.get(p, 0)))
+                continue
+            positions = {**positions, **new_positions}
+            report.landed += len(rows)
+            report.tombstones += tombstones
+            report.invalid += invalid
+            report.batches += 1
+            rate = report.landed / max(time.monotonic() - started, 1e-6)
+            progress(f"{topic}: +{len(rows)} rows (total {report.landed}, {rate:,.0f}/s), "
+                     f"next offsets {dict(sorted(positions.items()))}")
+    finally:
+        consumer.unassign()
+    report.positions = positions
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def land(con: duckdb.DuckDBPyConnection, config: LandingConfig,
+         tables: Iterable[str] = CAPTURED_TABLES, progress: Progress | None = None,
+         before_commit: BeforeCommit | None = None) -> list[TopicReport]:
+    """Land every new event of these tables' topics; returns one report per table."""
+    say = progress or (lambda _msg: None)
+    offsets.ensure_table(con)
+    consumer = _consumer(config)
+    try:
+        reports = []
+        for table in tables:
+            report = land_topic(con, consumer, table, config, say, before_commit)
+            if report.skipped and report.skipped != NO_TOPIC:
+                say(f"{report.topic}: skipped ({report.skipped})")
+            elif report.landed or report.tombstones:
+                say(f"{report.topic}: landed {report.landed} rows in {report.batches} "
+                    f"batches, {report.seconds:.2f}s")
+            reports.append(report)
+        return reports
+    finally:
+        consumer.close()
+
+
+def pending_topics(con: duckdb.DuckDBPyConnection, config: LandingConfig,
+                   tables: Iterable[str] = CAPTURED_TABLES) -> dict[str, int]:
+    """topic -> roughly how many events wait to be landed (only topics with some).
+
+    Used by the sensor to skip empty runs. Tansu reports the high watermark as the
+    last batch's base offset + 1, which is still above our position whenever a new
+    batch arrived, so "watermark > next offset" detects new data on both brokers.
+    """
+    offsets.ensure_table(con)
+    consumer = _consumer(config)
+    try:
+        meta = consumer.list_topics(timeout=10)
+        epoch = str(meta.cluster_id)
+        waiting: dict[str, int] = {}
+        for table in tables:
+            topic = cdc_topic(table, config.prefix)
+            topic_meta = meta.topics.get(topic)
+            if topic_meta is None or topic_meta.error is not None:
+                continue
+            positions = offsets.read(con, epoch, topic)
+            behind = 0
+            for p in topic_meta.partitions:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                            timeout=5)
+                behind += max(0, high - positions.get(p, 0))
+            if behind:
+                waiting[topic] = behind
+        return waiting
+    finally:
+        consumer.close()

@@ -1,0 +1,101 @@
+"""Open the lakehouse: a DuckDB connection with the DuckLake attached as ``ece``.
+
+``INSTALL`` cannot download extensions on these machines, so the signed extension
+binaries come from the ``duckdb-extension-*`` wheels and are loaded by file path.
+``postgres_scanner`` must be loaded before ``ducklake`` because the DuckLake
+catalog lives in PostgreSQL. Every reader and writer (Dagster assets, the
+``ece warehouse`` commands, the DuckDB shell, tests) goes through this module so
+that they all see the same catalog and data path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import duckdb
+
+from ece.settings import Settings
+
+ALIAS = "ece"
+# Schemas the warehouse owns in the lake (contract/warehouse.md).
+SCHEMAS: tuple[str, ...] = ("bronze", "silver", "gold", "quality")
+# Extensions in load order: the catalog's driver first.
+EXTENSIONS: tuple[tuple[str, str], ...] = (
+    ("duckdb_extension_postgres_scanner", "postgres_scanner"),
+    ("duckdb_extension_ducklake", "ducklake"),
+)
+
+
+def extension_path(package: str, name: str) -> Path:
+    """The ``.duckdb_extension`` file shipped in ``package`` for this DuckDB version.
+
+    The wheels pin one DuckDB release each; a mismatch would fail at ``LOAD`` with
+    an obscure message, so we fail here with the fix instead.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"{package} is not installed: uv sync --locked")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    path = root / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.exists():
+        raise RuntimeError(f"{path} missing: {package} must match duckdb {duckdb.__version__}")
+    return path
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def attach_statement(settings: Settings, read_only: bool = False) -> str:
+    """The one ``ATTACH`` an analyst (or the shell init file) runs."""
+    options = [f"DATA_PATH {_quote(str(settings.lake_path) + '/')}"]
+    if read_only:
+        options.append("READ_ONLY")
+    return (f"ATTACH {_quote('ducklake:postgres:' + settings.lake_catalog)} AS {ALIAS} "
+            f"({', '.join(options)})")
+
+
+def setup_statements(settings: Settings, read_only: bool = False) -> list[str]:
+    """Every statement that turns a bare DuckDB into a lake client, in order.
+
+    Shared by :func:`connect` and the shell's init file so both stay identical.
+    """
+    loads = [f"LOAD {_quote(str(extension_path(pkg, name)))}" for pkg, name in EXTENSIONS]
+    return [*loads, attach_statement(settings, read_only)]
+
+
+def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB with the lake attached as ``ece``.
+
+    Writers also make sure the layer schemas exist, so a fresh catalog works
+    without a separate bootstrap step. Read-only connections never write the
+    catalog (an analyst's session cannot block or alter anything).
+    """
+    if not read_only:
+        settings.lake_path.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:")
+    try:
+        for statement in setup_statements(settings, read_only):
+            con.execute(statement)
+        if not read_only:
+            for schema in SCHEMAS:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{schema}")
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ?", [ALIAS, schema, table]).fetchone()
+    return bool(row and row[0])
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ? ORDER BY column_index", [ALIAS, schema, table]).fetchall()
+    return [str(r[0]) for r in rows]
