@@ -100,6 +100,11 @@ async def test_transfer_moves_the_nft(client: AsyncClient, payer: Keypair, solan
     await transfer_nft(client, payer, bob, alice.pubkey(), mint.pubkey())
     assert await onchain_owner(client, mint.pubkey()) == (alice.pubkey(), 1)
 
+    # A->B again: byte-identical to the first transfer if the blockhash is the same;
+    # the client must notice (AlreadyProcessed) and re-sign, not report a false success.
+    await transfer_nft(client, payer, alice, bob.pubkey(), mint.pubkey())
+    assert await onchain_owner(client, mint.pubkey()) == (bob.pubkey(), 1)
+
 
 async def test_deterministic_mint_is_found_and_never_minted_twice(
     client: AsyncClient, payer: Keypair

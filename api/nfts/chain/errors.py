@@ -38,8 +38,9 @@ class TransactionFailed(ChainError):
     def __init__(self, signature: str | None, err: str, logs: list[str] | None = None) -> None:
         self.signature, self.err, self.logs = signature, err, list(logs or [])
         tail = "\n  ".join(self.logs[-8:])
-        super().__init__(f"transaction {signature or '?'} failed: {err}"
-                         + (f"\n  {tail}" if tail else ""))
+        super().__init__(
+            f"transaction {signature or '?'} failed: {err}" + (f"\n  {tail}" if tail else "")
+        )
 
     @property
     def account_in_use(self) -> bool:

@@ -75,8 +75,10 @@ _rent_cache: dict[int, int] = {}
 async def _rent(client: AsyncClient, size: int) -> int:
     """Rent-exempt minimum; cached, rent parameters are a cluster constant."""
     if size not in _rent_cache:
-        resp = await call("getMinimumBalanceForRentExemption",
-                          lambda: client.get_minimum_balance_for_rent_exemption(size))
+        resp = await call(
+            "getMinimumBalanceForRentExemption",
+            lambda: client.get_minimum_balance_for_rent_exemption(size),
+        )
         _rent_cache[size] = resp.value
     return _rent_cache[size]
 
@@ -104,9 +106,15 @@ async def mint_nft(
     mint_key, payer_key = mint.pubkey(), payer.pubkey()
     ata = t22.associated_token_address(owner, mint_key)
     instructions = [
-        create_account(CreateAccountParams(from_pubkey=payer_key, to_pubkey=mint_key,
-                                           lamports=lamports, space=space,
-                                           owner=t22.TOKEN_2022_PROGRAM_ID)),
+        create_account(
+            CreateAccountParams(
+                from_pubkey=payer_key,
+                to_pubkey=mint_key,
+                lamports=lamports,
+                space=space,
+                owner=t22.TOKEN_2022_PROGRAM_ID,
+            )
+        ),
         t22.initialize_metadata_pointer(mint_key, payer_key, mint_key),
         t22.initialize_mint2(mint_key, NFT_DECIMALS, payer_key),
         t22.initialize_token_metadata(mint_key, payer_key, payer_key, name, symbol, uri),
@@ -138,11 +146,21 @@ async def transfer_nft(
     return signature
 
 
-def _mint_state(address: Pubkey, account: Account, holder: Pubkey | None,
-                token_account: Pubkey | None) -> MintState:
+def _mint_state(
+    address: Pubkey, account: Account, holder: Pubkey | None, token_account: Pubkey | None
+) -> MintState:
     info = decode_mint(account.data)
-    return MintState(address, account.owner, info.supply, info.decimals, info.mint_authority,
-                     info.freeze_authority, mint_metadata(account.data), holder, token_account)
+    return MintState(
+        address,
+        account.owner,
+        info.supply,
+        info.decimals,
+        info.mint_authority,
+        info.freeze_authority,
+        mint_metadata(account.data),
+        holder,
+        token_account,
+    )
 
 
 def _holds(account: Account | None, mint: Pubkey) -> Pubkey | None:
@@ -165,11 +183,11 @@ async def _multiple(client: AsyncClient, keys: Sequence[Pubkey]) -> list[Account
     return out
 
 
-async def _largest_holder(client: AsyncClient, mint: Pubkey) -> tuple[Pubkey | None,
-                                                                       Pubkey | None]:
+async def _largest_holder(client: AsyncClient, mint: Pubkey) -> tuple[Pubkey | None, Pubkey | None]:
     """(wallet, token account) holding the mint, found without getProgramAccounts."""
-    resp = await call("getTokenLargestAccounts",
-                      lambda: client.get_token_largest_accounts(mint, Confirmed))
+    resp = await call(
+        "getTokenLargestAccounts", lambda: client.get_token_largest_accounts(mint, Confirmed)
+    )
     candidates = [b.address for b in resp.value if int(b.amount.amount) > 0]
     if not candidates:
         return None, None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -110,15 +111,21 @@ async def call(
                     if mapped is exc:
                         raise
                     if isinstance(mapped, _Transient):
-                        log.warning("rpc_transient_error", call=what, error=str(exc),
-                                    attempt=attempt.retry_state.attempt_number)
+                        log.warning(
+                            "rpc_transient_error",
+                            call=what,
+                            error=str(exc),
+                            attempt=attempt.retry_state.attempt_number,
+                        )
                     raise mapped from exc
     except RetryError as exc:
         last = exc.last_attempt.exception()
-        log.error("rpc_gave_up", call=what, attempts=exc.last_attempt.attempt_number,
-                  error=str(last))
-        raise ChainUnavailable(f"{what}: gave up after "
-                               f"{exc.last_attempt.attempt_number} attempts: {last}") from last
+        log.error(
+            "rpc_gave_up", call=what, attempts=exc.last_attempt.attempt_number, error=str(last)
+        )
+        raise ChainUnavailable(
+            f"{what}: gave up after {exc.last_attempt.attempt_number} attempts: {last}"
+        ) from last
     raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying always yields
 
 
@@ -145,8 +152,9 @@ async def confirm(
     ):
         with attempt:
             polls += 1
-            resp = await call("getSignatureStatuses",
-                              lambda: client.get_signature_statuses([signature]))
+            resp = await call(
+                "getSignatureStatuses", lambda: client.get_signature_statuses([signature])
+            )
             status = resp.value[0]
             if status is not None and status.err is not None:
                 tx = await _transaction_logs(client, signature)
@@ -157,15 +165,17 @@ async def confirm(
             ):
                 return
             if polls % 5 == 0:
-                height = (await call("getBlockHeight", lambda: client.get_block_height(
-                    Confirmed))).value
+                height = (
+                    await call("getBlockHeight", lambda: client.get_block_height(Confirmed))
+                ).value
                 if height > last_valid_block_height:
                     raise TransactionExpired(str(signature))
             if time.monotonic() > deadline:
                 break
             raise _Transient("not confirmed yet")
-    raise TransactionExpired(str(signature), f"transaction {signature} not confirmed in "
-                             f"{timeout:.0f}s")
+    raise TransactionExpired(
+        str(signature), f"transaction {signature} not confirmed in {timeout:.0f}s"
+    )
 
 
 async def _transaction_logs(client: AsyncClient, signature: Signature) -> list[str]:
@@ -205,8 +215,7 @@ async def send_and_confirm(
         if len(raw) > MAX_TX_SIZE:
             raise ValueError(f"transaction is {len(raw)} bytes; the limit is {MAX_TX_SIZE}")
         signature = tx.signatures[0]
-        opts = TxOpts(skip_confirmation=True, skip_preflight=False,
-                      preflight_commitment=Confirmed)
+        opts = TxOpts(skip_confirmation=True, skip_preflight=False, preflight_commitment=Confirmed)
         sends = 0
 
         async def send(raw: bytes = raw, opts: TxOpts = opts) -> object:
@@ -230,23 +239,40 @@ async def send_and_confirm(
                 continue
             # Our own first copy got through before a transport retry: confirm it.
         try:
-            await confirm(client, signature, latest.last_valid_block_height,
-                          timeout=confirm_timeout)
+            await confirm(
+                client, signature, latest.last_valid_block_height, timeout=confirm_timeout
+            )
         except TransactionExpired as exc:
             last_error = exc
             log.warning("tx_expired_resigning", signature=str(signature))
             continue
         return signature
-    raise TransactionExpired("?", f"no confirmation after {resign_attempts} blockhashes: "
-                             f"{last_error}")
+    raise TransactionExpired(
+        "?", f"no confirmation after {resign_attempts} blockhashes: {last_error}"
+    )
+
+
+BLOCKHASH_REUSE_SECONDS = 2.0  # a blockhash lives ~60 s; reusing it briefly saves a call/tx
+_blockhash_cache: weakref.WeakKeyDictionary[AsyncClient, tuple[RpcBlockhash, float]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _fresh_blockhash(client: AsyncClient, not_this: Hash | None) -> RpcBlockhash:
-    """The latest blockhash, waiting (up to ~2 s) for one different from ``not_this``."""
+    """A recent blockhash, reused for a couple of seconds; never ``not_this``.
+
+    Reuse is safe because an identical message under the same blockhash is caught
+    (AlreadyProcessed on the first send) and re-signed with a different blockhash.
+    """
+    cached = _blockhash_cache.get(client)
+    if (cached is not None and cached[0].blockhash != not_this
+            and time.monotonic() - cached[1] < BLOCKHASH_REUSE_SECONDS):
+        return cached[0]
     for _ in range(20):
         latest = (await call("getLatestBlockhash",
                              lambda: client.get_latest_blockhash(Confirmed))).value
         if latest.blockhash != not_this:
+            _blockhash_cache[client] = (latest, time.monotonic())
             return latest
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # wait for the next slot's blockhash
     return latest
