@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from itertools import islice
 from pathlib import Path
 
 from solders.account import Account
@@ -26,6 +27,8 @@ from ece.localchain.chain import LocalChain
 
 STATE_FILE = "state.json"
 FORMAT_VERSION = 1
+# Statuses kept across a restart: enough for in-flight sagas, small enough to rewrite often.
+PERSISTED_STATUSES = 20_000
 
 
 class Snapshotter:
@@ -72,7 +75,10 @@ class Snapshotter:
             "slot": chain.slot,
             "transaction_count": chain.transaction_count,
             "accounts": self._encoded,
-            "statuses": {str(sig): st.to_json() for sig, st in chain.statuses.items()},
+            "statuses": dict(reversed([
+                (str(sig), st.to_json())
+                for sig, st in islice(reversed(chain.statuses.items()), PERSISTED_STATUSES)
+            ])),
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import signal
 import struct
 import uuid
 
@@ -181,3 +184,22 @@ async def test_state_survives_a_restart(
         # The chain keeps working after the restart: the same payer mints again.
         await mint_nft(fresh, payer, Keypair(), owner, "After", "ECE", "ar://r2")
     assert rpc(solana_url, "getSlot")["result"] >= slot_before
+
+
+async def test_periodic_save_survives_a_crash(
+    platform: Platform, client: AsyncClient, payer: Keypair, solana_url: str
+) -> None:
+    """SIGKILL gives no chance to save at exit: the periodic snapshot must hold the mint."""
+    owner = Keypair().pubkey()
+    mint = Keypair()
+    await mint_nft(client, payer, mint, owner, "Crash", "ECE", "ar://c")
+    part = platform.part("solana")
+    assert part.process is not None and part.process.proc is not None
+    await asyncio.sleep(3.0)  # > the 2 s save interval
+    os.killpg(part.process.proc.pid, signal.SIGKILL)
+    part.process.proc.wait(10)
+    part.stop()
+    part.start()
+    async with AsyncClient(solana_url, timeout=10) as fresh:
+        state = await find_mint(fresh, mint.pubkey(), owner)
+        assert state is not None and state.holder == owner
