@@ -88,6 +88,30 @@ function serializeMining() {
   };
 }
 
+// Every arlocal write is its own sqlite transaction; with the default rollback journal
+// each waits for an fsync, and one POST /tx makes several. WAL + synchronous=NORMAL
+// stays consistent if this process crashes (only an OS crash can lose the last
+// writes): right for a dev gateway, and it makes POST /tx about 3x faster. Set on
+// every pooled connection (synchronous is per connection), by replacing arlocal's
+// connect() before app.js calls it.
+function useFastSqlite() {
+  const connectModule = require('arlocal/bin/db/connect');
+  const { knex } = require('knex');
+  connectModule.connect = (dbPath) => knex({
+    client: 'sqlite3',
+    connection: { filename: path.join(dbPath, 'db.sqlite') },
+    useNullAsDefault: true,
+    pool: {
+      afterCreate: (conn, done) => {
+        conn.run('PRAGMA journal_mode=WAL', (err) => {
+          if (err) return done(err, conn);
+          conn.run('PRAGMA synchronous=NORMAL', (err2) => done(err2, conn));
+        });
+      },
+    },
+  });
+}
+
 async function main() {
   let opts;
   try {
@@ -96,6 +120,7 @@ async function main() {
     console.error(`[arlocal_server] ${err.message}`);
     process.exit(2);
   }
+  useFastSqlite();
   const ArLocal = require('arlocal/bin/app').default;
   const home = path.dirname(opts.dbpath);
   fs.mkdirSync(home, { recursive: true });

@@ -199,7 +199,6 @@ class ArweaveClient:
                 chunk = await self._request("POST", "/chunk", json=body)
                 if chunk.status_code not in (200, 208):
                     raise TransactionRejected(tx.id, chunk.status_code, chunk.text)
-        log.debug("arweave.posted", tx_id=tx.id, size=tx.data_size, inline=tx.inline)
         return tx.id
 
     async def upload(self, data: bytes, tags: Tags | None, wallet: Wallet) -> str:
