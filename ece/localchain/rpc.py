@@ -336,7 +336,13 @@ class Methods:
             sim = RpcSimulateTransactionResult(err=TransactionErrorFieldless.BlockhashNotFound,
                                                logs=[])
             return SimulateTransactionResp(sim, self.ctx())  # type: ignore[call-arg]  # stub lacks context
-        result = self.chain.svm.simulate_transaction(tx)
+        # sigVerify defaults to false, as on a validator: fee estimates use unsigned txs.
+        svm = self.chain.svm
+        svm.with_sigverify(bool(config.get("sigVerify", False)))
+        try:
+            result = svm.simulate_transaction(tx)
+        finally:
+            svm.with_sigverify(True)
         if isinstance(result, FailedTransactionMetadata):
             meta = result.meta()
             sim = RpcSimulateTransactionResult(err=result.err(), logs=meta.logs(),

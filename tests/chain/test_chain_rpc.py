@@ -12,6 +12,7 @@ from solana.rpc.models import TxOpts
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import MessageV0
+from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
@@ -80,6 +81,13 @@ async def test_send_encodings_and_statuses(client: AsyncClient, solana_url: str)
 
     fee = (await client.get_fee_for_message(tx64.message)).value
     assert fee == 5000
+
+    # Simulation without signatures (fee/compute estimates) works, as on a validator.
+    unsigned = VersionedTransaction.populate(tx64.message, [Signature.default()])
+    sim = (await client.simulate_transaction(unsigned)).value
+    assert sim.err is None and sim.units_consumed
+    sim = (await client.simulate_transaction(unsigned, sig_verify=True)).value
+    assert sim.err is not None
 
 
 async def test_failed_transaction_errors(client: AsyncClient, solana_url: str) -> None:
