@@ -235,6 +235,7 @@ async def send_and_confirm(
             if sends == 1:
                 # Not our earlier copy: an identical message (same blockhash) ran before,
                 # e.g. A->B, B->A, A->B within one slot. Re-sign with the next blockhash.
+                log.info("identical_tx_resigning", signature=str(signature))
                 last_error = exc
                 continue
             # Our own first copy got through before a transport retry: confirm it.
