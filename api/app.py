@@ -24,7 +24,7 @@ from api.core.cache import close_redis
 from api.core.db import dispose_engine
 from api.core.health import router as health_router
 from api.core.logging import configure_logging
-from api.core.metrics import MetricsMiddleware, metrics_endpoint
+from api.core.metrics import MetricsMiddleware, metrics_endpoint, route_template
 from api.core.problems import PROBLEM_JSON, install_problem_handlers
 from api.users.router import router as users_router
 
@@ -63,11 +63,10 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
             log.info(
                 "request",
                 method=scope["method"],
-                route=getattr(route, "path_format", None) or "unmatched",
+                route=route_template(scope),
                 status=status,
                 ms=round((time.perf_counter() - start) * 1000, 2),
             )
@@ -128,6 +127,7 @@ def create_app() -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
         lifespan=lifespan,
     )
     install_problem_handlers(app)

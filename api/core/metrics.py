@@ -38,6 +38,21 @@ def cache_miss(cache: str) -> None:
     CACHE.labels(cache, "miss").inc()
 
 
+def route_template(scope: Scope) -> str:
+    """The full route template of a matched request, e.g. ``/api/v1/cards/{card_id}``.
+
+    FastAPI keeps included routers nested, so ``scope["route"]`` only knows its path
+    relative to the enclosing prefix. Prefixes are static, so they are the leading
+    segments of the concrete path that the template does not account for.
+    """
+    template = getattr(scope.get("route"), "path_format", None)
+    if not template:
+        return "unmatched"
+    parts = scope["path"].split("/")
+    prefix = "/".join(parts[: max(len(parts) - template.count("/"), 0)])
+    return prefix + template
+
+
 class MetricsMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware) so streaming responses and lifespans are untouched."""
 
@@ -60,9 +75,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) or "unmatched"
-            labels = (scope["method"], template, str(status))
+            labels = (scope["method"], route_template(scope), str(status))
             REQUESTS.labels(*labels).inc()
             LATENCY.labels(*labels).observe(time.perf_counter() - start)
             if status >= 500:

@@ -13,13 +13,22 @@ import typer
 admin_app = typer.Typer(help="Administer users.", no_args_is_help=True)
 
 
-async def _create(email: str, username: str, password: str) -> str:
-    from api.core.audit import AuditContext
-    from api.core.db import dispose_engine, get_sessionmaker
-    from api.users.service import create_admin
+@admin_app.callback()
+def _admin() -> None:
+    """Administer users (a callback keeps ``admin`` a group: ``ece admin create``)."""
 
+
+async def _create(email: str, username: str, password: str) -> str:
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from api.core.audit import AuditContext
+    from api.users.service import create_admin
+    from ece.settings import get_settings
+
+    # Its own short-lived engine: the command may run beside an app in the same process.
+    engine = create_async_engine(get_settings().sqlalchemy_url)
     try:
-        async with get_sessionmaker()() as session:
+        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
             user = await create_admin(
                 session,
                 AuditContext(actor_id=None, ip="cli"),
@@ -29,7 +38,7 @@ async def _create(email: str, username: str, password: str) -> str:
             )
             return str(user.id)
     finally:
-        await dispose_engine()
+        await engine.dispose()
 
 
 @admin_app.command("create")
