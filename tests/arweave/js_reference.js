@@ -71,7 +71,7 @@ async function main() {
   process.stdout.write(JSON.stringify(answers));
 }
 
-// arweave-js warns on stdout-less console.warn for failed verifies; keep stdout pure JSON.
+// arweave-js console.warn()s on every failed verify; silence it so stderr stays for real errors.
 console.warn = () => {};
 main().catch((err) => {
   console.error(err && err.stack ? err.stack : err);
