@@ -105,6 +105,11 @@ def ids_in(records: list[Record], field: str = "id") -> set[Any]:
     return {r.key[field] for r in records if r.key is not None and field in r.key}
 
 
+def has_keys(wanted: set[Any], field: str = "id") -> Callable[[list[Record]], bool]:
+    """A ``read_topic`` condition: every wanted key value has been seen."""
+    return lambda records: wanted <= {str(k) for k in ids_in(records, field)}
+
+
 def insert_user(conn: psycopg.Connection) -> str:
     name = f"u{secrets.token_hex(6)}"
     row = conn.execute(
@@ -226,8 +231,7 @@ def test_every_table_matches_its_json_schema(db: psycopg.Connection,
         wanted = written[table]
         assert wanted, f"the test wrote nothing to {table}"
         field = "offer_id" if table == "trade_offer_cards" else "id"
-        records = read_topic(settings, table,
-                             lambda rs, w=wanted, f=field: w <= {str(k) for k in ids_in(rs, f)})
+        records = read_topic(settings, table, has_keys(wanted, field))
         value_check, key_check = validator(table), validator(table, key=True)
         for record in records:
             assert record.key is not None
