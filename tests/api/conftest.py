@@ -35,24 +35,24 @@ async def app(api_settings: Settings) -> AsyncIterator[FastAPI]:
     await dispose_engine()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test/api/v1") as c:
         yield c
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def db(api_settings: Settings) -> Db:
     return Db(api_settings.database_url)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def user(client: httpx.AsyncClient) -> Account:
     return await register_and_login(client)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def admin(client: httpx.AsyncClient, app: FastAPI) -> Account:
     """An admin made the way operators make one: through ``create_admin`` (the CLI path)."""
     from api.core.audit import AuditContext
