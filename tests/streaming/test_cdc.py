@@ -29,7 +29,8 @@ from ece.stack.broker import cluster_id
 from ece.stack.platform import Platform
 from streaming.cdc.config import ENGINE_NAME, STATE_SCHEMA, STATE_TABLE
 from streaming.cdc.status import read_status
-from streaming.topics import validator
+from streaming.topics import schema_path, validator
+from streaming.topics.generate import render, table_schema
 
 
 @dataclass
@@ -241,6 +242,13 @@ def test_every_table_matches_its_json_schema(db: psycopg.Connection,
                 assert record.value["source"]["table"] == table
         if table == "users":
             assert all(b"password_hash" not in (r.raw or b"") for r in records)
+
+
+def test_checked_in_schemas_match_the_migrated_database(db: psycopg.Connection) -> None:
+    stale = [table for table in CAPTURED_TABLES
+             if render(table_schema(db, table)) != schema_path(table).read_text()]
+    assert not stale, (f"topic schemas out of date for {stale}: run "
+                       "`uv run python -m streaming.topics.generate` against a migrated database")
 
 
 # --- resilience ----------------------------------------------------------------
