@@ -25,7 +25,7 @@ from ece.settings import REPO_ROOT, Settings
 from ece.stack.base import ManagedProcess, Part, wait_until
 
 JOB_NAME = "ece-streams"
-READY_TIMEOUT_S = 120.0  # JVM start, connector classes, state restore, task deploy
+READY_TIMEOUT_S = 180.0  # ~12 s idle; 70-90 s seen on 2 cores under a full test load
 STOP_GRACE_S = 20.0
 
 

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     epoch = cluster_id(settings.kafka_bootstrap, timeout=30)
     ensure_topics(settings, [topics.DLQ])
     minicluster.prepare_conf_dir(settings)
+    minicluster.forward_jvm_stderr()
     options = JobOptions(checkpoint_interval_ms=args.checkpoint_interval_ms,
                          restore=not args.no_restore)
     ctx = create_context(settings, epoch, options, jar_paths)

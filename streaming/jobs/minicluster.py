@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -134,3 +136,32 @@ def prune_other_epochs(settings: Settings, epoch: str) -> None:
 
 def cleanup_tmp(settings: Settings) -> None:
     shutil.rmtree(tmp_dir(settings), ignore_errors=True)
+
+
+def _pump(stream: IO[bytes]) -> None:
+    for line in iter(stream.readline, b""):
+        sys.stdout.buffer.write(b"[jvm] " + line)
+        sys.stdout.buffer.flush()
+
+
+def forward_jvm_stderr() -> None:
+    """Copy the gateway JVM's stderr into our log.
+
+    PyFlink starts the JVM with ``stderr=PIPE`` and never reads it after the
+    handshake: a JVM that writes enough to stderr would block on a full pipe, and
+    its startup errors would be invisible in ``flink.log``.
+    """
+    import pyflink.java_gateway as java_gateway
+
+    original = java_gateway.launch_gateway_server_process
+    if getattr(original, "_ece_forwarding", False):
+        return
+
+    def launch(env: Any, args: Any) -> Any:
+        proc = original(env, args)
+        threading.Thread(target=_pump, args=(proc.stderr,), name="jvm-stderr",
+                         daemon=True).start()
+        return proc
+
+    launch._ece_forwarding = True  # type: ignore[attr-defined]
+    java_gateway.launch_gateway_server_process = launch

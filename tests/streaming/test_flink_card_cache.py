@@ -9,6 +9,7 @@ later "sentinel" message proves every earlier one was consumed.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from ece.contracts.topics import DLQ, cdc_topic
 from ece.stack.broker import cluster_id
 from ece.stack.platform import Platform
 from streaming.jobs.card_cache import MalformedEvent, _bucket, parse_change
+from streaming.jobs.minicluster import tmp_dir
 
 TOPIC = cdc_topic("cards")
 WAIT_S = 60.0
@@ -252,7 +254,12 @@ def test_restart_resumes_where_it_left_off(flink: Platform, producer: Producer,
     _wait(lambda: _committed(flink) > last, "offsets committed by a checkpoint")
 
     part = flink.part("flink")
+    assert part.process is not None and part.process.proc is not None
+    group = part.process.proc.pid
     part.stop()
+    with pytest.raises(ProcessLookupError):  # python and its JVM are gone, nothing orphaned
+        os.killpg(group, 0)
+    assert not tmp_dir(flink.settings).exists()
     # while the job is down: a new change, and a replay of an old one
     _send(producer, moved, _envelope("u", _after(moved, 7, status="sold")))
     _send(producer, kept, _envelope("u", _after(kept, 1)))
