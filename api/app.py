@@ -18,6 +18,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
 from api.cards.router import router as cards_router
 from api.core.cache import close_redis
@@ -137,6 +138,7 @@ def create_app() -> FastAPI:
     v1.include_router(auth_router)
     v1.include_router(users_router)
     v1.include_router(cards_router)
+    v1.include_router(audit_router)
     v1.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(v1)
     app.include_router(health_router, include_in_schema=False)

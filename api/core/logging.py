@@ -1,16 +1,18 @@
-"""structlog configuration: JSON lines when stderr is not a terminal, readable otherwise.
+"""API logging: the platform's shared setup (``ece.log``) plus secret redaction.
 
-A redaction processor runs last-but-one so no event can carry a password, token or
-secret into the logs, whatever a caller passes.
+Every ECE process logs the same way (JSON lines when stderr is not a TTY); the API
+adds one processor so no event can carry a password, token or secret into the
+logs, whatever a caller passes as a keyword.
 """
 
 import logging
 import re
-import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from ece.log import configure
 
 SENSITIVE = re.compile(r"pass(word)?|secret|token|authorization|cookie|api[_-]?key|kek", re.I)
 
@@ -22,22 +24,9 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
     return event
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer()
-        if sys.stderr.isatty()
-        else structlog.processors.JSONRenderer()
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+def configure_logging(level: int | str = logging.INFO) -> None:
+    configure(logging.getLevelName(level) if isinstance(level, int) else level)
+    processors = list(structlog.get_config()["processors"])
+    if redact not in processors:
+        processors.insert(len(processors) - 1, redact)  # before the final renderer hand-off
+        structlog.configure(processors=processors)

@@ -71,3 +71,22 @@ async def paginate(
     rows = rows[:limit]
     last = rows[-1]
     return rows, encode_cursor(getattr(last, at_col.key), getattr(last, id_col.key))
+
+
+def encode_id_cursor(row_id: int) -> str:
+    """Cursor for tables keyed by a monotonic bigint (``audit_events``)."""
+    return base64.urlsafe_b64encode(json.dumps([row_id]).encode()).decode().rstrip("=")
+
+
+def decode_id_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        (row_id,) = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(row_id, int):
+            raise TypeError("not an id")
+        return row_id
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise validation_error(
+            "cursor: not a cursor returned by this endpoint",
+            [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
+        ) from exc

@@ -253,3 +253,43 @@ async def test_forged_expired_and_malformed_tokens_are_401(client: httpx.AsyncCl
         assert_problem(r, 401, "unauthorized")
         assert r.headers.get("www-authenticate") == "Bearer"
     assert_problem(await client.get("/me"), 401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("/auth/login", {"login": "someone"}),
+        ("/auth/login", {"password": PASSWORD}),
+        ("/auth/login", {"login": "", "password": PASSWORD}),
+        ("/auth/login", {"login": "x" * 321, "password": PASSWORD}),
+        ("/auth/login", {"login": ["a"], "password": PASSWORD}),
+        ("/auth/login", {"login": "a", "password": PASSWORD, "remember": True}),
+        ("/auth/refresh", {}),
+        ("/auth/refresh", {"refresh_token": 5}),
+        ("/auth/refresh", {"refresh_token": "t" * 201}),
+    ],
+)
+async def test_auth_bad_input_is_422_and_writes_nothing(
+    client: httpx.AsyncClient, db: Db, path: str, payload: dict[str, object]
+) -> None:
+    before = db.counts()
+    assert_problem(await client.post(path, json=payload), 422, "validation_error")
+    assert db.counts() == before
+
+
+async def test_logout_bad_input_is_422(client: httpx.AsyncClient, db: Db) -> None:
+    account = await register_and_login(client)
+    before = db.counts()
+    r = await client.post("/auth/logout", json={"token": "x"}, headers=account.auth)
+    assert_problem(r, 422, "validation_error")
+    assert db.counts() == before
+
+
+async def test_logout_with_someone_elses_token_revokes_nothing(client: httpx.AsyncClient) -> None:
+    alice = await register_and_login(client)
+    bob = await register_and_login(client)
+    r = await client.post("/auth/logout", json={"refresh_token": bob.refresh}, headers=alice.auth)
+    assert r.status_code == 204
+    assert (
+        await client.post("/auth/refresh", json={"refresh_token": bob.refresh})
+    ).status_code == 200

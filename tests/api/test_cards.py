@@ -337,3 +337,15 @@ async def test_default_limit_is_50(client: httpx.AsyncClient) -> None:
     r = await client.get("/cards")
     assert r.status_code == 200
     assert len(r.json()["items"]) <= 50
+
+
+async def test_history_pagination(client: httpx.AsyncClient, admin: Account) -> None:
+    card = await create(client, admin)
+    r = await client.get(f"/cards/{card['id']}/history", params={"limit": 1})
+    assert r.status_code == 200
+    assert len(r.json()["items"]) == 1 and r.json()["next_cursor"] is None
+    assert_problem(
+        await client.get(f"/cards/{card['id']}/history", params={"limit": 500}),
+        422,
+        "validation_error",
+    )

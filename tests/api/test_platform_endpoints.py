@@ -265,3 +265,42 @@ async def test_admin_cli_creates_admin(
         ["create", "--email", "x@example.com", "--username", unique(), "--password", "short"],
     )
     assert short.exit_code == 2
+
+
+async def test_admin_audit_endpoints(
+    client: httpx.AsyncClient, admin: Account, user: Account
+) -> None:
+    assert_problem(await client.get("/admin/audit", headers=user.auth), 403, "forbidden")
+    assert_problem(await client.get("/admin/audit/verify"), 401, "unauthorized")
+    first = await client.get("/admin/audit", params={"limit": 2}, headers=admin.auth)
+    assert first.status_code == 200
+    page = first.json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    assert page["items"][0]["id"] > page["items"][1]["id"]
+    assert page["items"][0]["prev_hash"] == page["items"][1]["hash"]
+    second = await client.get(
+        "/admin/audit", params={"limit": 2, "cursor": page["next_cursor"]}, headers=admin.auth
+    )
+    assert second.json()["items"][0]["id"] < page["items"][1]["id"]
+    assert_problem(
+        await client.get("/admin/audit", params={"cursor": "zz"}, headers=admin.auth),
+        422,
+        "validation_error",
+    )
+    verify = await client.get("/admin/audit/verify", headers=admin.auth)
+    assert verify.status_code == 200
+    assert verify.json()["ok"] is True and verify.json()["first_bad_id"] is None
+
+
+async def test_real_uvicorn_serves_the_app(platform: Any) -> None:
+    """The stack's way of running the API (``uvicorn api.app:create_app --factory``)."""
+    platform.require("api")
+    base = f"http://{platform.settings.api_host}:{platform.settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        assert (await http.get("/api/v1/healthz")).status_code == 200
+        assert (await http.get("/healthz")).status_code == 200
+        assert (await http.get("/api/v1/openapi.json")).status_code == 200
+        r = await http.post("/api/v1/auth/register", json={"email": "bad"})
+        assert_problem(r, 422, "validation_error")
+        ready = await http.get("/api/v1/readyz")
+        assert ready.status_code in (200, 503)

@@ -266,12 +266,16 @@ async def _fresh_blockhash(client: AsyncClient, not_this: Hash | None) -> RpcBlo
     (AlreadyProcessed on the first send) and re-signed with a different blockhash.
     """
     cached = _blockhash_cache.get(client)
-    if (cached is not None and cached[0].blockhash != not_this
-            and time.monotonic() - cached[1] < BLOCKHASH_REUSE_SECONDS):
+    if (
+        cached is not None
+        and cached[0].blockhash != not_this
+        and time.monotonic() - cached[1] < BLOCKHASH_REUSE_SECONDS
+    ):
         return cached[0]
     for _ in range(20):
-        latest = (await call("getLatestBlockhash",
-                             lambda: client.get_latest_blockhash(Confirmed))).value
+        latest = (
+            await call("getLatestBlockhash", lambda: client.get_latest_blockhash(Confirmed))
+        ).value
         if latest.blockhash != not_this:
             _blockhash_cache[client] = (latest, time.monotonic())
             return latest
