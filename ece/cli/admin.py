@@ -54,7 +54,7 @@ def create(
         help="at least 10 characters (prompted when omitted)",
     ),
 ) -> None:
-    """Create an admin user (fails with exit code 1 on a duplicate or invalid input)."""
+    """Create an admin user (exit code 1: duplicate email or username; 2: invalid input)."""
     from pydantic import ValidationError
 
     from api.auth.schemas import RegisterIn
