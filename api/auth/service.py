@@ -111,6 +111,9 @@ async def refresh(session: AsyncSession, ctx: AuditContext, token: str) -> Token
         raise unauthorized("invalid refresh token")
     row.used_at = datetime.now(UTC)
     tokens = await _issue(session, user, row.family_id, row.id)
+    await record(
+        session, AuditContext(user.id, ctx.ip), "auth.refresh", "refresh_session", row.family_id
+    )
     await session.commit()
     return tokens
 
