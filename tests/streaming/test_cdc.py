@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from ece.contracts.topics import CAPTURED_TABLES, cdc_topic
 from ece.settings import Settings
-from ece.stack.base import Part
+from ece.stack.base import Part, free_port
 from ece.stack.broker import cluster_id
 from ece.stack.platform import Platform
 from streaming.cdc.config import ENGINE_NAME, STATE_SCHEMA, STATE_TABLE
@@ -296,23 +299,47 @@ def test_sigkill_mid_stream_loses_nothing(db: psycopg.Connection, settings: Sett
     assert expected <= seen, f"lost {len(expected - seen)} of {len(expected)} committed rows"
 
 
-def test_new_broker_epoch_resnapshots_existing_rows(platform: Platform, db: psycopg.Connection,
-                                                    settings: Settings, cdc: Part) -> None:
+# The broker-restart tests run on a private stack: restarting the session's broker
+# would pull the rug from under every other part's consumers (Flink, landing, ...).
+
+
+@pytest.fixture(scope="module")
+def private() -> Iterator[Platform]:
+    data_dir = Path(tempfile.mkdtemp(prefix="ece-test-cdc-"))
+    data_dir.chmod(0o755)
+    pg = free_port()
+    overrides: dict[str, Any] = {
+        "env": "test", "data_dir": data_dir,
+        "database_url": f"postgresql://ece@127.0.0.1:{pg}/ece",
+        "lake_catalog": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece",
+        "kafka_bootstrap": f"127.0.0.1:{free_port()}",
+    }
+    own = Settings(**overrides)
+    plat = Platform(own, progress=lambda msg: print(f"[private stack] {msg}", flush=True))
+    try:
+        plat.require("cdc")
+        yield plat
+    finally:
+        plat.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_new_broker_epoch_resnapshots_existing_rows(private: Platform) -> None:
     """A restarted in-memory broker is empty: CDC refills it with op 'r', then streams on."""
-    existing = {str(r[0]) for r in db.execute("SELECT id FROM users").fetchall()}
-    assert existing
-    old_epoch = cluster_id(settings.kafka_bootstrap)
-    broker = platform.part("broker")
-    cdc.stop()
-    broker.stop()
-    broker.start()
-    new_epoch = cluster_id(settings.kafka_bootstrap)
-    assert new_epoch != old_epoch
-    cdc.start()
-    stored = db.execute(f"SELECT cluster_id FROM {STATE_SCHEMA}.{STATE_TABLE} WHERE engine = %s",
-                        (ENGINE_NAME,)).fetchone()
-    assert stored == (new_epoch,)
-    after = insert_user(db)
+    settings, cdc, broker = private.settings, private.part("cdc"), private.part("broker")
+    with psycopg.connect(settings.database_url, autocommit=True) as db:
+        existing = {insert_user(db) for _ in range(3)}
+        old_epoch = cluster_id(settings.kafka_bootstrap)
+        cdc.stop()
+        broker.stop()
+        broker.start()
+        new_epoch = cluster_id(settings.kafka_bootstrap)
+        assert new_epoch != old_epoch
+        cdc.start()  # ready = streaming into *this* broker, i.e. after the snapshot
+        stored = db.execute(f"SELECT cluster_id FROM {STATE_SCHEMA}.{STATE_TABLE} "
+                            "WHERE engine = %s", (ENGINE_NAME,)).fetchone()
+        assert stored == (new_epoch,)
+        after = insert_user(db)
     records = read_topic(settings, "users",
                          lambda rs: (existing | {after}) <= ids_in(rs), timeout=60)
     snapshot = {r.key["id"] for r in records if r.value and r.value["op"] == "r" and r.key}
@@ -320,11 +347,12 @@ def test_new_broker_epoch_resnapshots_existing_rows(platform: Platform, db: psyc
     assert any(r.value and r.value["op"] == "c" and r.key == {"id": after} for r in records)
 
 
-def test_broker_restart_under_a_running_runner(platform: Platform, db: psycopg.Connection,
-                                               settings: Settings, cdc: Part) -> None:
+def test_broker_restart_under_a_running_runner(private: Platform) -> None:
     """The runner notices the new cluster id by itself and re-snapshots into it."""
-    existing = {str(r[0]) for r in db.execute("SELECT id FROM users").fetchall()}
-    broker = platform.part("broker")
+    settings, cdc, broker = private.settings, private.part("cdc"), private.part("broker")
+    with psycopg.connect(settings.database_url, autocommit=True) as db:
+        existing = {str(r[0]) for r in db.execute("SELECT id FROM users").fetchall()}
+    assert existing
     broker.stop()
     broker.start()
     epoch = cluster_id(settings.kafka_bootstrap)
