@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 import duckdb
 
 from quality.suite import CheckOutcome
+from warehouse.lake import retry_conflicts
 
 TABLE = "ece.quality.check_results"
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS ece.quality")
-    con.execute(f"""
+    retry_conflicts(lambda: con.execute("CREATE SCHEMA IF NOT EXISTS ece.quality"))
+    retry_conflicts(lambda: con.execute(f"""
         CREATE TABLE IF NOT EXISTS {TABLE} (
             run_id VARCHAR NOT NULL,
             asset VARCHAR NOT NULL,
@@ -28,7 +29,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
             observed_value VARCHAR,
             details JSON,
             checked_at TIMESTAMP WITH TIME ZONE NOT NULL
-        )""")
+        )"""))
 
 
 def record(con: duckdb.DuckDBPyConnection, run_id: str, asset: str,

@@ -11,12 +11,18 @@ that they all see the same catalog and data path.
 from __future__ import annotations
 
 import importlib.util
+import random
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from ece.settings import Settings
 
+T = TypeVar("T")
 ALIAS = "ece"
 # Schemas the warehouse owns in the lake (contract/warehouse.md).
 SCHEMAS: tuple[str, ...] = ("bronze", "silver", "gold", "quality")
@@ -80,11 +86,34 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
             con.execute(statement)
         if not read_only:
             for schema in SCHEMAS:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{schema}")
+                retry_conflicts(partial(con.execute,
+                                        f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{schema}"))
     except Exception:
         con.close()
         raise
     return con
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A DuckLake commit that lost to a concurrent writer (safe to redo)."""
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
+def retry_conflicts(action: Callable[[], T], attempts: int = 8) -> T:
+    """Run an idempotent statement again when a concurrent writer won the commit.
+
+    DuckLake resolves concurrency optimistically: two ``CREATE ... IF NOT EXISTS``
+    racing on a fresh catalog both pass the check and the second fails at commit.
+    Redoing it then sees the object and does nothing.
+    """
+    for attempt in range(attempts):
+        try:
+            return action()
+        except duckdb.TransactionException as exc:
+            if not is_conflict(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

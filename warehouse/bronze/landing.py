@@ -12,6 +12,7 @@ the offsets and goes on from there.
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from ece.contracts.topics import CAPTURED_TABLES, EXCLUDED_COLUMNS, cdc_topic
 from warehouse.bronze import offsets
 from warehouse.bronze.envelope import META_COLUMNS, ChangeRow, InvalidMessage, parse
-from warehouse.lake import table_columns, table_exists
+from warehouse.lake import is_conflict, retry_conflicts, table_columns, table_exists
 
 Progress = Callable[[str], None]
 # Called with (topic, rows) just before COMMIT; tests raise from it to simulate a crash.
@@ -134,12 +135,12 @@ def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, row_columns: lis
 
 def _commit_batch(con: duckdb.DuckDBPyConnection, table: str, topic: str, epoch: str,
                   expected: dict[int, int], new_positions: dict[int, int],
-                  rows: list[tuple[ChangeRow, Message]],
+                  rows: list[tuple[ChangeRow, Message]], drained: bool,
                   before_commit: BeforeCommit | None) -> None:
     """Rows and offsets in one transaction; anything unexpected rolls both back."""
     con.execute("BEGIN TRANSACTION")
     try:
-        current = offsets.read(con, epoch, topic)
+        current = offsets.read(con, epoch, topic).positions
         for partition in new_positions:
             if current.get(partition, 0) != expected.get(partition, 0):
                 raise ConcurrentLanding(
@@ -155,7 +156,7 @@ def _commit_batch(con: duckdb.DuckDBPyConnection, table: str, topic: str, epoch:
                             "SELECT * FROM _bronze_batch")
             finally:
                 con.unregister("_bronze_batch")
-        offsets.write(con, epoch, topic, new_positions)
+        offsets.write(con, epoch, topic, new_positions, drained)
         if before_commit is not None:
             before_commit(topic, len(rows))
         con.execute("COMMIT")
@@ -166,28 +167,31 @@ def _commit_batch(con: duckdb.DuckDBPyConnection, table: str, topic: str, epoch:
 
 
 def _is_conflict(exc: BaseException) -> bool:
-    return isinstance(exc, ConcurrentLanding) or (
-        isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower())
+    return isinstance(exc, ConcurrentLanding) or is_conflict(exc)
 
 
-def _caught_up(consumer: Consumer, topic: str, partitions: list[int],
-               positions: dict[int, int], progress: Progress) -> bool:
-    """True when no partition has anything past our position: skip the idle poll.
+def _behind(consumer: Consumer, topic: str, partitions: list[int], state: offsets.Progress,
+            progress: Progress) -> int:
+    """How many events (at least) wait on this topic; 0 proves there are none.
 
-    Tansu under-reports the high watermark (last batch's base offset + 1) but a new
-    batch always starts at or after our position, so ``high <= position`` still
-    proves there is nothing new. A low watermark past our position means the
-    broker's retention deleted events before we landed them: said loudly.
+    Skips the idle poll (``poll_timeout_s`` per topic) when nothing is new. The
+    local broker under-reports the high watermark (last batch's base offset + 1),
+    but a new batch always starts at or after our position, so ``high <= position``
+    with a drained last landing still proves there is nothing new (see offsets).
+    A low watermark past our position means the broker's retention deleted events
+    before we landed them: said loudly.
     """
-    idle = True
+    behind = 0
+    positions = state.positions
     for p in partitions:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
         if low > positions.get(p, 0):
             progress(f"{topic}[{p}]: WARNING offsets {positions.get(p, 0)}..{low - 1} "
                      "were deleted by retention before landing")
-        if high > positions.get(p, 0):
-            idle = False
-    return idle
+        behind += max(0, high - positions.get(p, 0))
+    if not behind and not state.drained:
+        return 1  # a capped or crashed run stopped inside the last batch
+    return behind
 
 
 def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
@@ -205,19 +209,32 @@ def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
         return report
     partitions = sorted(topic_meta.partitions)
     exclude = frozenset(EXCLUDED_COLUMNS.get(table, ()))
-    offsets.ensure_rows(con, epoch, topic, partitions)
-    positions = offsets.read(con, epoch, topic)
-    if _caught_up(consumer, topic, partitions, positions, progress):
+    retry_conflicts(lambda: offsets.ensure_rows(con, epoch, topic, partitions))
+    state = offsets.read(con, epoch, topic)
+    positions = state.positions
+    if not _behind(consumer, topic, partitions, state, progress):
         report.positions = positions
         report.seconds = time.monotonic() - started
         return report
+    lake_drained = state.drained
     consumer.assign([TopicPartition(topic, p, positions.get(p, 0)) for p in partitions])
     try:
         while report.landed + report.tombstones + report.invalid < config.max_messages_per_topic:
             budget = config.max_messages_per_topic - report.landed - report.tombstones \
                 - report.invalid
-            msgs = consumer.consume(min(config.batch_size, budget), config.poll_timeout_s)
+            wanted = min(config.batch_size, budget)
+            msgs = consumer.consume(wanted, config.poll_timeout_s)
+            # Fewer than asked = the poll timed out = every partition read to its end.
+            drained = len(msgs) < wanted
             if not msgs:
+                if not lake_drained:  # say so in the lake, or the sensor would keep asking
+                    try:
+                        _commit_batch(con, table, topic, epoch, positions, dict(positions),
+                                      [], True, None)
+                    except Exception as exc:
+                        if not _is_conflict(exc):
+                            raise
+                        # another lander moved on meanwhile: its own commit tells the truth
                 break
             rows: list[tuple[ChangeRow, Message]] = []
             new_positions: dict[int, int] = {}
@@ -240,19 +257,24 @@ def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
                     progress(f"{topic}[{msg.partition()}]@{msg.offset()}: skipped, {exc}")
             if not new_positions:
                 continue
+            if drained:  # mark every partition, also those without messages in this batch
+                new_positions = {**positions, **new_positions}
             try:
                 _commit_batch(con, table, topic, epoch, positions, new_positions, rows,
-                              before_commit)
+                              drained, before_commit)
             except Exception as exc:
                 if not _is_conflict(exc) or report.conflicts >= config.max_conflict_retries:
                     raise
                 report.conflicts += 1
                 progress(f"{topic}: concurrent landing detected ({exc}); resuming from the lake")
-                positions = offsets.read(con, epoch, topic)
-                for p in partitions:
-                    consumer.seek(TopicPartition(topic, p, positions.get(p, 0)))
+                time.sleep(random.uniform(0.05, 0.25) * report.conflicts)  # break lockstep
+                positions = offsets.read(con, epoch, topic).positions
+                lake_drained = False
+                consumer.assign([TopicPartition(topic, p, positions.get(p, 0))
+                                 for p in partitions])
                 continue
             positions = {**positions, **new_positions}
+            lake_drained = drained
             report.landed += len(rows)
             report.tombstones += tombstones
             report.invalid += invalid
@@ -291,11 +313,10 @@ def land(con: duckdb.DuckDBPyConnection, config: LandingConfig,
 
 def pending_topics(con: duckdb.DuckDBPyConnection, config: LandingConfig,
                    tables: Iterable[str] = CAPTURED_TABLES) -> dict[str, int]:
-    """topic -> roughly how many events wait to be landed (only topics with some).
+    """topic -> at least how many events wait to be landed (only topics with some).
 
-    Used by the sensor to skip empty runs. Tansu reports the high watermark as the
-    last batch's base offset + 1, which is still above our position whenever a new
-    batch arrived, so "watermark > next offset" detects new data on both brokers.
+    Used by the sensor to skip empty runs, with the same proof as the landing's
+    own shortcut (see :func:`_behind`): no polling, a metadata call per partition.
     """
     offsets.ensure_table(con)
     consumer = _consumer(config)
@@ -306,14 +327,11 @@ def pending_topics(con: duckdb.DuckDBPyConnection, config: LandingConfig,
         for table in tables:
             topic = cdc_topic(table, config.prefix)
             topic_meta = meta.topics.get(topic)
-            if topic_meta is None or topic_meta.error is not None:
+            if topic_meta is None or topic_meta.error is not None or not topic_meta.partitions:
                 continue
-            positions = offsets.read(con, epoch, topic)
-            behind = 0
-            for p in topic_meta.partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                            timeout=5)
-                behind += max(0, high - positions.get(p, 0))
+            state = offsets.read(con, epoch, topic)
+            behind = _behind(consumer, topic, sorted(topic_meta.partitions), state,
+                             lambda _msg: None)
             if behind:
                 waiting[topic] = behind
         return waiting
