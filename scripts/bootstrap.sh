@@ -11,6 +11,7 @@ missing=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing system packages: ${missing[*]}"
@@ -32,4 +33,10 @@ say "syncing the Python environment (uv sync --locked)"
 uv sync --locked --quiet
 say "fetching the Flink Kafka connector jars (PyPI, checksums pinned)"
 uv run --locked python -m streaming.jobs.jars >/dev/null
+# The local Arweave gateway (npm arlocal); reinstalled only when the lock changes.
+if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.ece-lock; then
+  say "installing the local Arweave gateway (npm ci; the first time builds sqlite3, ~2-4 min)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  cp package-lock.json node_modules/.ece-lock
+fi
 say "ready"

@@ -31,6 +31,7 @@ PARTS: dict[str, tuple[str, str | None]] = {
 # The order `ece up` starts them in (and the reverse is the stop order).
 DEFAULT_ORDER = (
     "postgres", "redis", "broker", "migrate", "api", "cdc", "flink", "dagster", "solana",
+    "arweave",
 )
 
 
