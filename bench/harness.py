@@ -20,8 +20,7 @@ from pathlib import Path
 import httpx
 
 from ece.settings import Settings, get_settings
-from ece.stack.base import free_port
-from ece.stack.platform import Platform
+from ece.stack.platform import Platform, free_port_environment
 
 
 @contextmanager
@@ -29,18 +28,7 @@ def throwaway_platform(*parts: str) -> Iterator[Platform]:
     """The named parts on free ports in a temporary data folder, stopped afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix="ece-bench-"))
     data_dir.chmod(0o755)
-    pg = free_port()
-    os.environ.update({
-        "ECE_ENV": "test",
-        "ECE_DATA_DIR": str(data_dir),
-        "ECE_DATABASE_URL": f"postgresql://ece@127.0.0.1:{pg}/ece",
-        "ECE_LAKE_CATALOG": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece",
-        "ECE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "ECE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "ECE_API_PORT": str(free_port()),
-        "ECE_FLINK_REST_PORT": str(free_port()),
-        "ECE_DAGSTER_PORT": str(free_port()),
-    })
+    os.environ.update({"ECE_ENV": "test", "ECE_DATA_DIR": str(data_dir), **free_port_environment()})
     get_settings.cache_clear()
     platform = Platform(Settings(), progress=lambda msg: print(f"  [stack] {msg}", flush=True))
     try:

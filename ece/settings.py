@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         None, description="HMAC key for access tokens; generated under data/secrets when unset"
     )
     custody_kek: SecretStr | None = Field(
-        None, description="key-encryption key for custody keys; generated under data/secrets when unset"
+        None, description="key-encryption key for custody keys; generated in data/secrets if unset"
     )
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The async SQLAlchemy URL for the same database (psycopg 3 driver)."""
         scheme, rest = self.database_url.split("://", 1)
-        return f"postgresql+psycopg://{rest}" if scheme.startswith("postgres") else self.database_url
+        if scheme.startswith("postgres"):
+            return f"postgresql+psycopg://{rest}"
+        return self.database_url
 
     @property
     def db_host(self) -> str:

@@ -16,25 +16,11 @@ from pathlib import Path
 import pytest
 
 from ece.settings import Settings, get_settings
-from ece.stack.base import free_port
-from ece.stack.platform import Platform
+from ece.stack.platform import Platform, free_port_environment
 
 
 def _test_environment(data_dir: Path) -> dict[str, str]:
-    pg = free_port()
-    return {
-        "ECE_ENV": "test",
-        "ECE_DATA_DIR": str(data_dir),
-        "ECE_DATABASE_URL": f"postgresql://ece@127.0.0.1:{pg}/ece",
-        "ECE_LAKE_CATALOG": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece",
-        "ECE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "ECE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "ECE_API_PORT": str(free_port()),
-        "ECE_FLINK_REST_PORT": str(free_port()),
-        "ECE_DAGSTER_PORT": str(free_port()),
-        "ECE_ARWEAVE_URL": f"http://127.0.0.1:{free_port()}",
-        "ECE_SOLANA_RPC_URL": f"http://127.0.0.1:{free_port()}",
-    }
+    return {"ECE_ENV": "test", "ECE_DATA_DIR": str(data_dir), **free_port_environment()}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,13 @@ from rich.table import Table
 
 from ece.settings import Settings, get_settings
 from ece.stack.base import PartFailed
-from ece.stack.platform import DEFAULT_ORDER, PARTS, Platform, externals_from_environment
+from ece.stack.platform import (
+    DEFAULT_ORDER,
+    PARTS,
+    Platform,
+    externals_from_environment,
+    free_port_environment,
+)
 
 console = Console(stderr=True)
 
@@ -39,8 +45,16 @@ def up(
     parts: list[str] = typer.Option(  # noqa: B008 - typer's declaration style
         list(DEFAULT_ORDER), "--part", "-p", help="start only these parts (and their dependencies)"
     ),
+    free_ports: bool = typer.Option(
+        False, "--free-ports", help="run every local part on a free port (a second instance)"
+    ),
 ) -> None:
     """Start every part in order, print the URLs and stay in the foreground until Ctrl-C."""
+    externals = externals_from_environment()
+    if free_ports:
+        os.environ.update(free_port_environment())
+        get_settings.cache_clear()
+        externals = set()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pid_file = _pid_file(settings)
@@ -61,7 +75,7 @@ def up(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    platform = Platform(settings, externals_from_environment(),
+    platform = Platform(settings, externals,
                         progress=lambda msg: console.print(f"[cyan]•[/] {msg}"))
     started = time.monotonic()
     try:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 
 from ece.settings import Settings
-from ece.stack.base import Part, PartFailed
+from ece.stack.base import Part, PartFailed, free_port
 
 # name -> (module:class, environment variable that marks the part as external)
 PARTS: dict[str, tuple[str, str | None]] = {
@@ -38,6 +38,22 @@ DEFAULT_ORDER = (
 def externals_from_environment() -> set[str]:
     """Parts whose address the user set explicitly: use theirs, start none."""
     return {name for name, (_, var) in PARTS.items() if var and var in os.environ}
+
+
+def free_port_environment() -> dict[str, str]:
+    """``ECE_*`` addresses on free loopback ports for every local part."""
+    pg = free_port()
+    return {
+        "ECE_DATABASE_URL": f"postgresql://ece@127.0.0.1:{pg}/ece",
+        "ECE_LAKE_CATALOG": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece",
+        "ECE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "ECE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "ECE_API_PORT": str(free_port()),
+        "ECE_FLINK_REST_PORT": str(free_port()),
+        "ECE_DAGSTER_PORT": str(free_port()),
+        "ECE_ARWEAVE_URL": f"http://127.0.0.1:{free_port()}",
+        "ECE_SOLANA_RPC_URL": f"http://127.0.0.1:{free_port()}",
+    }
 
 
 def _load(name: str, settings: Settings, external: bool) -> Part:
