@@ -1,11 +1,43 @@
-"""Ledger building blocks. Balances move only by inserting balanced entries
-(the database applies them and refuses overdrafts; see ``ledger/models.py``)."""
+"""Ledger building blocks: every money movement is one balanced ledger transaction.
+
+Balances move only by inserting entries (a database trigger applies each entry to
+its account's ``balance_cents``, a CHECK refuses negative user balances and a
+deferred trigger refuses an unbalanced transaction at COMMIT; see ``models.py``).
+These functions never commit: the calling service owns the transaction, so a
+purchase's payment, card transfer and audit event commit together or not at all.
+
+Locking. Each function locks the account rows it touches with ``SELECT ... FOR
+UPDATE ... ORDER BY id`` before inserting entries, so the balance it checks is the
+balance it moves, and two transactions always lock accounts in the same (id)
+order and cannot deadlock on them. A transaction that moves money for several
+users through *several* calls (a bid that releases the previous leader's hold and
+holds the new bidder's amount) must first call :func:`lock_accounts` with every
+user involved: otherwise its second call could lock an account with a smaller id
+than one it already holds. The global lock order of the whole API is documented
+in ``api/cards/ownership.py`` (accounts come after the business row and cards).
+"""
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.ledger.models import USER_ACCOUNT_KINDS, LedgerAccount
+from api.core.audit import AuditContext, record
+from api.core.problems import Problem
+from api.ledger.models import (
+    TRANSACTION_KINDS,
+    USER_ACCOUNT_KINDS,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+)
+
+AVAILABLE = "user_available"
+HELD = "user_held"
+PLATFORM_FEES = "platform_fees"
+EXTERNAL_DEPOSITS = "external_deposits"
 
 
 async def open_user_accounts(session: AsyncSession, user_id: uuid.UUID) -> list[LedgerAccount]:
@@ -14,3 +46,251 @@ async def open_user_accounts(session: AsyncSession, user_id: uuid.UUID) -> list[
     session.add_all(accounts)
     await session.flush()
     return accounts
+
+
+def fee_for(price_cents: int, bps: int) -> int:
+    """Platform fee in cents: ``floor(price × bps / 10000)`` in integer arithmetic."""
+    return price_cents * bps // 10_000
+
+
+def insufficient_funds(detail: str = "not enough available balance") -> Problem:
+    return Problem(409, "insufficient_funds", detail)
+
+
+@dataclass(frozen=True)
+class LockedAccount:
+    """An account row as read under its row lock (the balance is current)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    kind: str
+    balance_cents: int
+
+
+class Accounts:
+    """Locked accounts by ``(user_id, kind)``; platform accounts have ``user_id`` None."""
+
+    def __init__(self, rows: Iterable[LockedAccount]) -> None:
+        self.by_key = {(r.user_id, r.kind): r for r in rows}
+
+    def get(self, user_id: uuid.UUID | None, kind: str) -> LockedAccount:
+        try:
+            return self.by_key[(user_id, kind)]
+        except KeyError:
+            raise LookupError(f"no {kind} ledger account for user {user_id}") from None
+
+
+async def lock_accounts(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID], platform_kinds: Iterable[str] = ()
+) -> Accounts:
+    """Lock both accounts of every user (and the named platform accounts) in id order.
+
+    One statement: PostgreSQL locks rows as they leave the sort, so the order is
+    the id order whatever the plan. Re-locking rows this transaction already holds
+    is free, so calling this more than once per transaction is fine.
+    """
+    users = sorted(set(user_ids))
+    kinds = sorted(set(platform_kinds))
+    conditions: list[ColumnElement[bool]] = []
+    if users:
+        conditions.append(LedgerAccount.user_id.in_(users))
+    if kinds:
+        conditions.append(and_(LedgerAccount.user_id.is_(None), LedgerAccount.kind.in_(kinds)))
+    if not conditions:
+        return Accounts(())
+    stmt = (
+        select(
+            LedgerAccount.id,
+            LedgerAccount.user_id,
+            LedgerAccount.kind,
+            LedgerAccount.balance_cents,
+        )
+        .where(or_(*conditions))
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+    )
+    rows = [LockedAccount(*row) for row in (await session.execute(stmt)).all()]
+    found_users = {r.user_id for r in rows if r.user_id is not None}
+    missing = set(users) - found_users
+    if missing:
+        raise LookupError(f"no ledger accounts for users {sorted(map(str, missing))}")
+    return Accounts(rows)
+
+
+async def _post(
+    session: AsyncSession,
+    kind: str,
+    reference_id: uuid.UUID | None,
+    legs: list[tuple[uuid.UUID, int]],
+) -> list[LedgerEntry]:
+    """Insert one ledger transaction and its entries (zero legs are skipped).
+
+    The legs must sum to zero; the database checks it again at COMMIT.
+    """
+    if kind not in TRANSACTION_KINDS:
+        raise ValueError(f"unknown ledger transaction kind {kind!r}")
+    legs = [(account, amount) for account, amount in legs if amount != 0]
+    if sum(amount for _, amount in legs) != 0:
+        raise ValueError(f"unbalanced ledger transaction: {legs}")
+    tx_id = uuid.uuid4()
+    await session.execute(
+        insert(LedgerTransaction).values(id=tx_id, kind=kind, reference_id=reference_id)
+    )
+    if not legs:
+        return []
+    result = await session.scalars(
+        insert(LedgerEntry).returning(LedgerEntry, sort_by_parameter_order=True),
+        [
+            {"id": uuid.uuid4(), "transaction_id": tx_id, "account_id": account, "amount_cents": a}
+            for account, a in legs
+        ],
+    )
+    return list(result.all())
+
+
+def _require_positive(name: str, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+
+
+async def deposit(
+    session: AsyncSession,
+    ctx: AuditContext,
+    user_id: uuid.UUID,
+    amount_cents: int,
+    reference: str,
+) -> LedgerEntry:
+    """Credit ``amount_cents`` from outside the platform (``external_deposits``).
+
+    Returns the user's credit entry. ``reference`` (the bank/payment reference)
+    becomes the transaction's ``reference_id`` as a name-based UUID
+    (:func:`deposit_reference_id`), so a deposit can be found by its external
+    reference; the plain string is kept in the ``ledger.deposit`` audit event that
+    this function appends. That append takes the audit chain lock until COMMIT, so
+    call ``deposit`` as the last write of the transaction (an idempotency
+    ``save`` of a key row this transaction already holds may follow).
+    """
+    _require_positive("amount_cents", amount_cents)
+    accounts = await lock_accounts(session, [user_id], [EXTERNAL_DEPOSITS])
+    user = accounts.get(user_id, AVAILABLE)
+    external = accounts.get(None, EXTERNAL_DEPOSITS)
+    entries = await _post(
+        session,
+        "deposit",
+        deposit_reference_id(reference),
+        [(external.id, -amount_cents), (user.id, amount_cents)],
+    )
+    await record(
+        session,
+        ctx,
+        "ledger.deposit",
+        "ledger_transaction",
+        entries[1].transaction_id,
+        {"user_id": str(user_id), "amount_cents": amount_cents, "reference": reference},
+    )
+    return entries[1]
+
+
+DEPOSIT_NAMESPACE = uuid.UUID("6f1c3a52-6c55-4a43-9d3e-2f7c8b1d0e01")
+
+
+def deposit_reference_id(reference: str) -> uuid.UUID:
+    """The stable UUID stored as ``reference_id`` for an external deposit reference."""
+    return uuid.uuid5(DEPOSIT_NAMESPACE, reference)
+
+
+async def hold(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    amount_cents: int,
+    kind: str,
+    reference_id: uuid.UUID,
+) -> None:
+    """Reserve money: ``user_available`` → ``user_held`` (409 ``insufficient_funds``)."""
+    _require_positive("amount_cents", amount_cents)
+    accounts = await lock_accounts(session, [user_id])
+    available = accounts.get(user_id, AVAILABLE)
+    held = accounts.get(user_id, HELD)
+    if available.balance_cents < amount_cents:
+        raise insufficient_funds(
+            f"available balance {available.balance_cents} < {amount_cents} cents"
+        )
+    await _post(
+        session, kind, reference_id, [(available.id, -amount_cents), (held.id, amount_cents)]
+    )
+
+
+async def release(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    amount_cents: int,
+    kind: str,
+    reference_id: uuid.UUID,
+) -> None:
+    """Give reserved money back: ``user_held`` → ``user_available``.
+
+    Releasing more than is held is a programming error; the CHECK refuses it.
+    """
+    _require_positive("amount_cents", amount_cents)
+    accounts = await lock_accounts(session, [user_id])
+    available = accounts.get(user_id, AVAILABLE)
+    held = accounts.get(user_id, HELD)
+    if held.balance_cents < amount_cents:
+        raise ValueError(f"cannot release {amount_cents}: only {held.balance_cents} held")
+    await _post(
+        session, kind, reference_id, [(held.id, -amount_cents), (available.id, amount_cents)]
+    )
+
+
+async def pay(
+    session: AsyncSession,
+    buyer_id: uuid.UUID,
+    seller_id: uuid.UUID,
+    price_cents: int,
+    fee_cents: int,
+    kind: str,
+    reference_id: uuid.UUID,
+    *,
+    from_held: bool = False,
+) -> None:
+    """One balanced transaction: buyer −price, seller +(price−fee), platform fees +fee.
+
+    ``from_held`` pays out of the buyer's held money (an auction winner's hold);
+    otherwise out of the available balance (409 ``insufficient_funds`` when short).
+    """
+    _require_positive("price_cents", price_cents)
+    if not 0 <= fee_cents <= price_cents:
+        raise ValueError(f"fee {fee_cents} outside 0..{price_cents}")
+    if buyer_id == seller_id:
+        raise ValueError("buyer and seller are the same user")
+    accounts = await lock_accounts(session, [buyer_id, seller_id], [PLATFORM_FEES])
+    source = accounts.get(buyer_id, HELD if from_held else AVAILABLE)
+    if source.balance_cents < price_cents:
+        if from_held:
+            raise ValueError(f"held {source.balance_cents} < price {price_cents}")
+        raise insufficient_funds(
+            f"available balance {source.balance_cents} < price {price_cents} cents"
+        )
+    await _post(
+        session,
+        kind,
+        reference_id,
+        [
+            (source.id, -price_cents),
+            (accounts.get(seller_id, AVAILABLE).id, price_cents - fee_cents),
+            (accounts.get(None, PLATFORM_FEES).id, fee_cents),
+        ],
+    )
+
+
+async def balances(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
+    """``(available_cents, held_cents)`` read from the maintained balance rows (O(1))."""
+    rows = (
+        await session.execute(
+            select(LedgerAccount.kind, LedgerAccount.balance_cents).where(
+                LedgerAccount.user_id == user_id
+            )
+        )
+    ).all()
+    by_kind = {kind: balance for kind, balance in rows}
+    return int(by_kind.get(AVAILABLE, 0)), int(by_kind.get(HELD, 0))
