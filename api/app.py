@@ -27,7 +27,9 @@ from api.core.health import router as health_router
 from api.core.logging import configure_logging
 from api.core.metrics import MetricsMiddleware, metrics_endpoint, route_template
 from api.core.problems import PROBLEM_JSON, install_problem_handlers
+from api.core.ratelimit import RateLimitMiddleware
 from api.users.router import router as users_router
+from api.wallets.router import router as wallets_router
 
 API_PREFIX = "/api/v1"
 log = structlog.get_logger("api.access")
@@ -139,6 +141,7 @@ def create_app() -> FastAPI:
     v1.include_router(users_router)
     v1.include_router(cards_router)
     v1.include_router(audit_router)
+    v1.include_router(wallets_router)
     v1.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(v1)
     app.include_router(health_router, include_in_schema=False)
@@ -146,6 +149,7 @@ def create_app() -> FastAPI:
 
     # Last added = outermost: the request id wraps everything, gzip sits innermost.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(RateLimitMiddleware)  # inside metrics: 429s are counted
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

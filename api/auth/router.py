@@ -9,6 +9,7 @@ from api.auth.deps import CurrentUser, SessionDep, anonymous_context, user_conte
 from api.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair
 from api.core.audit import AuditContext
 from api.core.problems import problem_responses
+from api.core.ratelimit import login_account_key, login_attempts
 from api.users.models import User
 from api.users.schemas import UserOut
 from api.users.service import register_user
@@ -30,9 +31,11 @@ async def register(body: RegisterIn, session: SessionDep, ctx: AnonCtx) -> User:
     )
 
 
-@router.post("/login", response_model=TokenPair, responses=problem_responses(401, 422))
+@router.post("/login", response_model=TokenPair, responses=problem_responses(401, 422, 429))
 async def login(body: LoginIn, session: SessionDep, ctx: AnonCtx) -> TokenPair:
-    return await service.login(session, ctx, body.login, body.password)
+    """Tokens; 429 while the account or client is locked out after failed logins."""
+    async with login_attempts(await login_account_key(session, body.login), ctx.ip):
+        return await service.login(session, ctx, body.login, body.password)
 
 
 @router.post("/refresh", response_model=TokenPair, responses=problem_responses(401, 422))

@@ -1,0 +1,355 @@
+"""Request rate limits and failed-login lockouts, counted in Redis.
+
+Two mechanisms share one Lua script (atomic "increment these counters, start their
+windows, tell me counts and time left" in one round trip):
+
+* :class:`RateLimitMiddleware` counts every HTTP request per client IP and, when a
+  valid bearer token is present, per user, in fixed windows (default 600 requests
+  a minute per user, 1200 per IP). Over the limit: ``429 rate_limited`` with
+  ``Retry-After``. Every counted answer carries ``RateLimit-Limit``,
+  ``RateLimit-Remaining`` and ``RateLimit-Reset`` (IETF draft headers) for the
+  tightest bucket. Health, readiness and metrics are exempt so probes and
+  Prometheus never get throttled.
+* :func:`login_attempts` guards password and wallet logins: an attempt is counted
+  *before* it runs (so a burst of concurrent guesses cannot slip past the check),
+  kept when it ends in 401, and given back otherwise. Five failures per account or
+  fifty per IP within 15 minutes lock further attempts (429, even with the right
+  password) until the window ends. A success clears the account's counter.
+
+Fixed windows are chosen over sliding ones for their cost (one INCR per bucket); the
+price is that a client can burst up to twice the limit across a window boundary.
+
+Redis down: requests are let through (fail open) and a warning is logged, with a
+short circuit breaker so an outage costs one failed Redis call per few seconds
+instead of one per request. Availability of the marketplace wins over throttling;
+the database constraints, not the limiter, are what keep money and ownership safe.
+
+Limits come from the environment so benchmarks can raise them without code
+changes (read on every request, so a test can lower them for one app):
+
+===========================================  =======  ==============================
+variable                                     default  meaning
+===========================================  =======  ==============================
+``ECE_RATE_LIMIT_ENABLED``                   1        0 turns both mechanisms off
+``ECE_RATE_LIMIT_USER``                      600      requests per window per user
+``ECE_RATE_LIMIT_IP``                        1200     requests per window per IP
+``ECE_RATE_LIMIT_WINDOW_SECONDS``            60       request window
+``ECE_RATE_LIMIT_LOGIN_ACCOUNT``             5        failed logins per account
+``ECE_RATE_LIMIT_LOGIN_IP``                  50       failed logins per IP
+``ECE_RATE_LIMIT_LOGIN_WINDOW_SECONDS``      900      failed-login window
+===========================================  =======  ==============================
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import structlog
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.core.cache import get_redis
+from api.core.problems import Problem, problem_response
+
+log = structlog.get_logger(__name__)
+
+KEY_PREFIX = "ece:rl:"
+EXEMPT_SUFFIXES = ("/healthz", "/readyz", "/metrics")
+BREAKER_SECONDS = 5.0
+
+# KEYS: counters; ARGV[i]: window of KEYS[i] in ms. Returns count, ms left per key.
+# PTTL < 0 (new key, or one that somehow lost its TTL) starts the window.
+HIT_LUA = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    ttl = tonumber(ARGV[i])
+    redis.call('PEXPIRE', key, ttl)
+  end
+  out[2 * i - 1] = n
+  out[2 * i] = ttl
+end
+return out
+"""
+
+
+def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(f"ECE_RATE_LIMIT_{name}")
+    if raw is None or raw.strip() == "":
+        return default
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The limits in force (see the module docstring for the variables)."""
+
+    enabled: bool = True
+    user: int = 600
+    ip: int = 1200
+    window_seconds: int = 60
+    login_account: int = 5
+    login_ip: int = 50
+    login_window_seconds: int = 900
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RateLimits:
+        env = os.environ if environ is None else environ
+        d = cls()
+        return cls(
+            enabled=env.get("ECE_RATE_LIMIT_ENABLED", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
+            user=_env_int(env, "USER", d.user),
+            ip=_env_int(env, "IP", d.ip),
+            window_seconds=_env_int(env, "WINDOW_SECONDS", d.window_seconds),
+            login_account=_env_int(env, "LOGIN_ACCOUNT", d.login_account),
+            login_ip=_env_int(env, "LOGIN_IP", d.login_ip),
+            login_window_seconds=_env_int(env, "LOGIN_WINDOW_SECONDS", d.login_window_seconds),
+        )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One counter after a hit: its limit, the count including this hit, ms left."""
+
+    key: str
+    limit: int
+    count: int
+    reset_ms: int
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.count, 0)
+
+    @property
+    def reset_seconds(self) -> int:
+        return max(math.ceil(self.reset_ms / 1000), 1)
+
+
+class _Breaker:
+    """Skip Redis for a few seconds after it failed, logging once per outage."""
+
+    def __init__(self) -> None:
+        self.open_until = 0.0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def trip(self, exc: Exception, where: str) -> None:
+        if self.open_until == 0.0 or time.monotonic() >= self.open_until:
+            log.warning("rate_limit_redis_unavailable", where=where, error=str(exc)[:200])
+        self.open_until = time.monotonic() + BREAKER_SECONDS
+
+    def close(self) -> None:
+        self.open_until = 0.0
+
+
+_breaker = _Breaker()
+_scripts: dict[int, AsyncScript] = {}
+
+
+def _script(redis: Redis) -> AsyncScript:
+    """The registered script for this client (clients change when tests reset Redis)."""
+    script = _scripts.get(id(redis))
+    if script is None or script.registered_client is not redis:
+        _scripts.clear()
+        script = _scripts[id(redis)] = redis.register_script(HIT_LUA)
+    return script
+
+
+async def hit(counters: list[tuple[str, int, int]], where: str) -> list[Bucket] | None:
+    """Count one hit on each ``(key, limit, window_seconds)``; None when Redis is down."""
+    if not counters or not _breaker.allows():
+        return None
+    redis = get_redis()
+    keys = [KEY_PREFIX + key for key, _, _ in counters]
+    windows = [window * 1000 for _, _, window in counters]
+    try:
+        raw = await _script(redis)(keys=keys, args=windows)
+    except (RedisError, OSError) as exc:
+        _breaker.trip(exc, where)
+        return None
+    _breaker.close()
+    return [
+        Bucket(key, limit, int(raw[2 * i]), int(raw[2 * i + 1]))
+        for i, (key, limit, _) in enumerate(counters)
+    ]
+
+
+async def _give_back(keys: list[str], reset: str | None = None) -> None:
+    """Undo one counted hit on ``keys`` and delete ``reset`` (best effort)."""
+    if not _breaker.allows():
+        return
+    try:
+        async with get_redis().pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.decr(KEY_PREFIX + key)
+            if reset is not None:
+                pipe.delete(KEY_PREFIX + reset)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        _breaker.trip(exc, "give_back")
+
+
+def limit_headers(bucket: Bucket) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": str(bucket.limit),
+        "RateLimit-Remaining": str(bucket.remaining),
+        "RateLimit-Reset": str(bucket.reset_seconds),
+    }
+
+
+def rate_limited(bucket: Bucket, detail: str) -> Problem:
+    headers = {"Retry-After": str(bucket.reset_seconds), **limit_headers(bucket)}
+    return Problem(429, "rate_limited", detail, headers=headers)
+
+
+def _tightest(buckets: list[Bucket]) -> Bucket:
+    """The bucket to report: an exceeded one that frees up last, else the least remaining."""
+    exceeded = [b for b in buckets if b.exceeded]
+    if exceeded:
+        return max(exceeded, key=lambda b: b.reset_ms)
+    return min(buckets, key=lambda b: (b.remaining, b.limit))
+
+
+# --- request limits (middleware) ------------------------------------------------
+
+
+def _bearer_user(scope: Scope) -> str | None:
+    """The user id of a valid access token, else None (invalid tokens count per IP only)."""
+    from api.core.security import decode_access_token
+
+    for name, value in scope.get("headers") or []:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return None
+            try:
+                return str(decode_access_token(token.strip()).user_id)
+            except Exception:  # noqa: BLE001 - any bad token: the route answers 401 itself
+                return None
+    return None
+
+
+def _exempt(path: str) -> bool:
+    return path.endswith(EXEMPT_SUFFIXES)
+
+
+class RateLimitMiddleware:
+    """Pure ASGI: counts the request, answers 429 or adds ``RateLimit-*`` headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        limits = RateLimits.from_env()
+        if not limits.enabled:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        counters = [(f"ip:{ip}", limits.ip, limits.window_seconds)]
+        user = _bearer_user(scope)
+        if user is not None:
+            counters.append((f"user:{user}", limits.user, limits.window_seconds))
+        buckets = await hit(counters, "request")
+        if buckets is None:
+            await self.app(scope, receive, send)
+            return
+        bucket = _tightest(buckets)
+        if bucket.exceeded:
+            who = "user" if bucket.key.startswith("user:") else "client address"
+            problem = rate_limited(
+                bucket,
+                f"more than {bucket.limit} requests in {limits.window_seconds} s for this {who}",
+            )
+            await problem_response(problem, scope["path"])(scope, receive, send)
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in limit_headers(bucket).items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                # A route that answered with its own limit (login lockout) keeps it.
+                if not any(name == b"ratelimit-limit" for name, _ in headers):
+                    message["headers"] = headers + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# --- failed-login lockout -------------------------------------------------------
+
+
+async def login_account_key(session: AsyncSession, login: str) -> str:
+    """The lockout key of a password login: the user if the login names one.
+
+    Keying by user (not by the typed string) means switching between email and
+    username does not buy an attacker extra guesses, and wallet logins of the same
+    user share the counter.
+    """
+    from api.users.models import User
+
+    ident = login.strip().lower()
+    user_id = await session.scalar(
+        select(User.id).where(or_(User.email == ident, func.lower(User.username) == ident))
+    )
+    return f"user:{user_id}" if user_id else f"login:{ident[:320]}"
+
+
+@asynccontextmanager
+async def login_attempts(account: str, ip: str | None) -> AsyncIterator[None]:
+    """Guard one login attempt; 429 while the account or the IP is locked out.
+
+    The body runs the login. A 401 leaving the block is a failure and stays
+    counted; success clears the account's failures and returns the IP's slot; any
+    other outcome (422, 500, cancellation) returns both slots.
+    """
+    limits = RateLimits.from_env()
+    if not limits.enabled:
+        yield
+        return
+    account_key = f"login:acct:{account}"
+    ip_key = f"login:ip:{ip or 'unknown'}"
+    window = limits.login_window_seconds
+    buckets = await hit(
+        [(account_key, limits.login_account, window), (ip_key, limits.login_ip, window)],
+        "login",
+    )
+    if buckets is not None:
+        bucket = _tightest(buckets)
+        if bucket.exceeded:
+            whom = "account" if bucket.key == account_key else "client address"
+            raise rate_limited(
+                bucket, f"too many failed logins for this {whom}; retry later"
+            )
+    try:
+        yield
+    except Problem as exc:
+        if exc.status != 401 and buckets is not None:
+            await _give_back([account_key, ip_key])
+        raise
+    except BaseException:
+        if buckets is not None:
+            await _give_back([account_key, ip_key])
+        raise
+    if buckets is not None:
+        await _give_back([ip_key], reset=account_key)

@@ -1,0 +1,72 @@
+"""``/auth/wallet/*`` (Sign-In-With-Solana) and ``/me/wallets``: HTTP translation only.
+
+Wallet logins pass through the same failed-login lockout as password logins, keyed
+by the linked user when there is one, so switching between password and wallet
+does not buy an attacker extra guesses.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, status
+from sqlalchemy import select
+
+from api.auth.deps import CurrentUser, SessionDep, anonymous_context, user_context
+from api.auth.schemas import TokenPair
+from api.core.audit import AuditContext
+from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.core.problems import problem_responses
+from api.core.ratelimit import login_attempts
+from api.wallets import service
+from api.wallets.models import Wallet, WalletChallenge
+from api.wallets.schemas import ChallengeIn, ChallengeOut, SignedIn, WalletOut, WalletPage
+
+router = APIRouter(tags=["wallets"])
+
+AnonCtx = Annotated[AuditContext, Depends(anonymous_context)]
+UserCtx = Annotated[AuditContext, Depends(user_context)]
+
+
+@router.post(
+    "/auth/wallet/challenge", response_model=ChallengeOut, responses=problem_responses(422, 429)
+)
+async def challenge(body: ChallengeIn, session: SessionDep) -> WalletChallenge:
+    """A Sign-In-With-Solana message to sign (valid 5 minutes, single use)."""
+    return await service.create_challenge(session, body.address)
+
+
+@router.post(
+    "/auth/wallet/login", response_model=TokenPair, responses=problem_responses(401, 422, 429)
+)
+async def wallet_login(body: SignedIn, session: SessionDep, ctx: AnonCtx) -> TokenPair:
+    """Tokens for the user who linked the wallet; 401 ``wallet_not_linked`` for others."""
+    owner = await session.scalar(select(Wallet.user_id).where(Wallet.address == body.address))
+    account = f"user:{owner}" if owner else f"wallet:{body.address}"
+    async with login_attempts(account, ctx.ip):
+        return await service.wallet_login(
+            session, ctx, body.address, body.signature, body.nonce
+        )
+
+
+@router.post(
+    "/me/wallets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WalletOut,
+    responses=problem_responses(401, 409, 422),
+)
+async def link_wallet(
+    body: SignedIn, session: SessionDep, user: CurrentUser, ctx: UserCtx
+) -> Wallet:
+    """Link a wallet by signing a fresh challenge; 409 when it is linked already."""
+    return await service.link_wallet(session, ctx, user, body.address, body.signature, body.nonce)
+
+
+@router.get("/me/wallets", response_model=WalletPage, responses=problem_responses(401, 422))
+async def list_wallets(
+    session: SessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    """The caller's linked wallets, newest first."""
+    rows, next_cursor = await service.list_wallets(session, user, limit=limit, cursor=cursor)
+    return {"items": [WalletOut.model_validate(r) for r in rows], "next_cursor": next_cursor}

@@ -1,0 +1,79 @@
+"""Wallet bodies. Addresses and signatures are checked as base58 of the right length
+here, so a malformed one is a 422 before any database work; a well-formed signature
+that does not verify is a 401 from the service."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+
+
+def _check_address(value: str) -> str:
+    try:
+        key = Pubkey.from_string(value)
+    except ValueError as exc:
+        raise ValueError(f"not a base58 ed25519 public key: {exc}") from None
+    if not key.is_on_curve():
+        # Off-curve addresses (program-derived) have no private key: they can never sign.
+        raise ValueError("not an ed25519 public key (off curve)")
+    return str(key)
+
+
+def _check_signature(value: str) -> str:
+    try:
+        Signature.from_string(value)
+    except ValueError as exc:
+        raise ValueError(f"not a base58 ed25519 signature: {exc}") from None
+    return value
+
+
+Address = Annotated[
+    str, StringConstraints(min_length=32, max_length=44), AfterValidator(_check_address)
+]
+SignatureB58 = Annotated[
+    str, StringConstraints(min_length=64, max_length=88), AfterValidator(_check_signature)
+]
+Nonce = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChallengeIn(Strict):
+    address: Address
+
+
+class ChallengeOut(BaseModel):
+    message: str = Field(description="Sign these exact UTF-8 bytes with the wallet")
+    nonce: str
+    expires_at: datetime
+
+
+class SignedIn(Strict):
+    """A signature over the message of a challenge issued for ``address``.
+
+    ``nonce`` is optional (the contract body is ``{address, signature}``): without it
+    the newest challenges of the address are tried; with it, exactly that one.
+    """
+
+    address: Address
+    signature: SignatureB58
+    nonce: Nonce | None = None
+
+
+class WalletOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    address: str
+    linked_at: datetime
+
+
+class WalletPage(BaseModel):
+    items: list[WalletOut]
+    next_cursor: str | None

@@ -1,0 +1,180 @@
+"""Wallet challenges, wallet sign-in and wallet linking.
+
+A challenge is single-use: the transaction that accepts its signature locks the row
+(``FOR UPDATE``) and sets ``used_at`` before committing, so two requests carrying the
+same signature serialise and the second finds it used (401). Signatures are checked
+against the stored message of the address's newest challenges, never against text
+the client sends.
+
+Failed wallet logins are audited like failed password logins (the audit event is
+the only write of a failure). A signature that verified but names no linked wallet
+still consumes its challenge, so it cannot be replayed once the wallet is linked.
+Failed links write nothing.
+"""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth.schemas import TokenPair
+from api.auth.service import _issue as issue_tokens
+from api.core.audit import AuditContext, record
+from api.core.pagination import paginate
+from api.core.problems import conflict, unauthorized
+from api.users.models import User
+from api.wallets import siws
+from api.wallets.models import Wallet, WalletChallenge
+from ece.settings import get_settings
+
+# How many of an address's newest challenges a signature is tried against when the
+# client does not name the nonce (ed25519 verification costs ~50 µs each).
+CANDIDATES = 20
+# Challenges are kept this long after expiry (reuse is reported as "expired" after).
+RETENTION = timedelta(hours=1)
+
+
+class ChallengeFailure(Exception):
+    """Why a signature was refused (a stable ``reason`` for audit, a ``detail`` for humans)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(detail)
+
+
+async def create_challenge(session: AsyncSession, address: str) -> WalletChallenge:
+    """A fresh challenge for ``address`` (and the removal of long-expired ones)."""
+    now = datetime.now(UTC)
+    await session.execute(
+        delete(WalletChallenge).where(WalletChallenge.expires_at < now - RETENTION)
+    )
+    nonce = siws.new_nonce()
+    expires_at = now + siws.CHALLENGE_TTL
+    challenge = WalletChallenge(
+        nonce=nonce,
+        address=address,
+        message=siws.build_message(siws.origin(get_settings()), address, nonce, now, expires_at),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(challenge)
+    await session.commit()
+    return challenge
+
+
+async def consume_challenge(
+    session: AsyncSession, address: str, signature: str, nonce: str | None
+) -> WalletChallenge:
+    """Mark the challenge that ``signature`` signs used (caller commits), or raise why not."""
+    stmt = select(WalletChallenge).where(WalletChallenge.address == address)
+    if nonce is not None:
+        stmt = stmt.where(WalletChallenge.nonce == nonce)
+    rows = (
+        await session.scalars(
+            stmt.order_by(WalletChallenge.created_at.desc()).limit(CANDIDATES).with_for_update()
+        )
+    ).all()
+    signed = next((c for c in rows if siws.signature_valid(address, signature, c.message)), None)
+    if signed is None:
+        raise ChallengeFailure(
+            "bad_signature", "signature does not match a challenge issued for this address"
+        )
+    if signed.used_at is not None:
+        raise ChallengeFailure("nonce_reused", "this challenge was already used")
+    now = datetime.now(UTC)
+    if signed.expires_at <= now:
+        raise ChallengeFailure("challenge_expired", "the challenge expired; request a new one")
+    signed.used_at = now
+    await session.flush()
+    return signed
+
+
+async def _login_failed(
+    session: AsyncSession,
+    ctx: AuditContext,
+    address: str,
+    reason: str,
+    user_id: uuid.UUID | None = None,
+) -> None:
+    await record(
+        session,
+        AuditContext(actor_id=user_id, ip=ctx.ip),
+        "auth.wallet_login_failed",
+        "wallet",
+        address,
+        {"address": address, "reason": reason},
+    )
+    await session.commit()
+
+
+async def wallet_login(
+    session: AsyncSession, ctx: AuditContext, address: str, signature: str, nonce: str | None
+) -> TokenPair:
+    """Tokens for the user who linked ``address``, exactly as a password login issues them."""
+    try:
+        await consume_challenge(session, address, signature, nonce)
+    except ChallengeFailure as failure:
+        await session.rollback()
+        await _login_failed(session, ctx, address, failure.reason)
+        raise unauthorized(failure.detail) from None
+    wallet = await session.scalar(select(Wallet).where(Wallet.address == address))
+    user = await session.get(User, wallet.user_id) if wallet is not None else None
+    if user is None:
+        await _login_failed(session, ctx, address, "wallet_not_linked")
+        raise unauthorized("no account has linked this wallet", code="wallet_not_linked")
+    tokens = await issue_tokens(session, user)
+    await record(
+        session,
+        AuditContext(user.id, ctx.ip),
+        "auth.wallet_login",
+        "wallet",
+        wallet.id if wallet else None,
+        {"address": address},
+    )
+    await session.commit()
+    return tokens
+
+
+async def link_wallet(
+    session: AsyncSession,
+    ctx: AuditContext,
+    user: User,
+    address: str,
+    signature: str,
+    nonce: str | None,
+) -> Wallet:
+    """Link ``address`` to ``user`` after proof of control; 409 when already linked."""
+    try:
+        await consume_challenge(session, address, signature, nonce)
+    except ChallengeFailure as failure:
+        raise unauthorized(failure.detail) from None
+    owner = await session.scalar(select(Wallet.user_id).where(Wallet.address == address))
+    if owner is not None:
+        whose = "your account" if owner == user.id else "another account"
+        raise conflict(f"this wallet is already linked to {whose}")
+    wallet = Wallet(
+        id=uuid.uuid4(), user_id=user.id, address=address, linked_at=datetime.now(UTC)
+    )
+    session.add(wallet)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent link of the same address won
+        await session.rollback()
+        raise conflict("this wallet is already linked to another account") from exc
+    await record(session, ctx, "wallet.link", "wallet", wallet.id, {"address": address})
+    await session.commit()
+    return wallet
+
+
+async def list_wallets(
+    session: AsyncSession, user: User, *, limit: int, cursor: str | None
+) -> tuple[list[Wallet], str | None]:
+    stmt: Select[Any] = select(Wallet).where(Wallet.user_id == user.id)
+    rows, next_cursor = await paginate(
+        session, stmt, Wallet.linked_at, Wallet.id, limit=limit, cursor=cursor
+    )
+    return list(rows), next_cursor
