@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
 from api.cards.router import router as cards_router
+from api.cards.valuations import router as valuations_router
 from api.core.cache import close_redis
 from api.core.db import dispose_engine
 from api.core.health import router as health_router
@@ -28,6 +29,9 @@ from api.core.logging import configure_logging
 from api.core.metrics import MetricsMiddleware, metrics_endpoint, route_template
 from api.core.problems import PROBLEM_JSON, install_problem_handlers
 from api.core.ratelimit import RateLimitMiddleware
+from api.ledger.router import router as ledger_router
+from api.market.router import router as market_router
+from api.portfolio.router import router as portfolio_router
 from api.users.router import router as users_router
 from api.wallets.router import router as wallets_router
 
@@ -140,6 +144,10 @@ def create_app() -> FastAPI:
     v1.include_router(auth_router)
     v1.include_router(users_router)
     v1.include_router(cards_router)
+    v1.include_router(valuations_router)
+    v1.include_router(ledger_router)
+    v1.include_router(market_router)
+    v1.include_router(portfolio_router)
     v1.include_router(audit_router)
     v1.include_router(wallets_router)
     v1.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -20,12 +20,14 @@ in ``api/cards/ownership.py`` (accounts come after the business row and cards).
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select
+from sqlalchemy import ColumnElement, and_, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.audit import AuditContext, record
-from api.core.problems import Problem
+from api.core.pagination import decode_cursor, encode_cursor
+from api.core.problems import Problem, validation_error
 from api.ledger.models import (
     TRANSACTION_KINDS,
     USER_ACCOUNT_KINDS,
@@ -33,6 +35,10 @@ from api.ledger.models import (
     LedgerEntry,
     LedgerTransaction,
 )
+from api.users.models import User
+
+if TYPE_CHECKING:  # type only: building blocks stay free of the HTTP layer
+    from api.core.idempotency import Idempotency
 
 AVAILABLE = "user_available"
 HELD = "user_held"
@@ -294,3 +300,69 @@ async def balances(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]
     ).all()
     by_kind = {kind: balance for kind, balance in rows}
     return int(by_kind.get(AVAILABLE, 0)), int(by_kind.get(HELD, 0))
+
+
+# --- whole operations (commit once) and reads used by the router --------------------
+
+
+async def admin_deposit(
+    session: AsyncSession,
+    ctx: AuditContext,
+    user_id: uuid.UUID,
+    amount_cents: int,
+    reference: str,
+    idem: "Idempotency | None" = None,
+) -> LedgerEntry:
+    """``POST /admin/deposits``: credit a user, audit it, store the answer, commit."""
+    if await session.get(User, user_id) is None:
+        raise validation_error(
+            "user_id: no such user",
+            [{"loc": ["body", "user_id"], "msg": "no such user", "type": "value_error"}],
+        )
+    entry = await deposit(session, ctx, user_id, amount_cents, reference)
+    if idem is not None:
+        await idem.save(session, entry)
+    await session.commit()
+    return entry
+
+
+async def ledger_page(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Entries on both of the user's accounts, newest first, keyset on (created_at, id)."""
+    stmt = (
+        select(
+            LedgerEntry.id,
+            LedgerEntry.amount_cents,
+            LedgerTransaction.kind,
+            LedgerTransaction.reference_id,
+            LedgerEntry.created_at,
+            LedgerAccount.kind.label("account_kind"),
+            LedgerEntry.transaction_id,
+        )
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerAccount.user_id == user_id)
+    )
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(LedgerEntry.created_at, LedgerEntry.id) < tuple_(at, row_id))
+    stmt = stmt.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    items = [
+        {
+            "id": r.id,
+            "amount_cents": r.amount_cents,
+            "kind": r.kind,
+            "reference_id": r.reference_id,
+            "created_at": r.created_at,
+            "account": "held" if r.account_kind == HELD else "available",
+            "transaction_id": r.transaction_id,
+        }
+        for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.created_at, last.id)
+    return items, next_cursor

@@ -1,0 +1,149 @@
+"""``/listings``: fixed-price listings and purchases.
+
+Object-level authorization lives in the service (it needs the locked row): only the
+card's owner lists it, only the seller or an admin cancels, anyone but the seller
+buys. ``POST /listings/{id}/purchase`` honours ``Idempotency-Key``.
+"""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from api.auth.deps import CurrentUser, SessionDep, user_context
+from api.core.audit import AuditContext
+from api.core.cache import CardCache, get_card_cache
+from api.core.idempotency import IdempotencyDep
+from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.core.problems import problem_responses, validation_error
+from api.market import service
+from api.market.models import Listing, Sale
+from api.market.schemas import (
+    ListingCreate,
+    ListingOut,
+    ListingPage,
+    ListingSort,
+    ListingStatus,
+    SaleOut,
+)
+
+router = APIRouter(prefix="/listings", tags=["marketplace"])
+
+Cache = Annotated[CardCache, Depends(get_card_cache)]
+UserCtx = Annotated[AuditContext, Depends(user_context)]
+Price = Annotated[int | None, Query(ge=0)]
+
+
+def _listing_body(listing: Listing) -> dict[str, Any]:
+    return ListingOut.model_validate(listing).model_dump(mode="json")
+
+
+def _etag(listing: Listing) -> str:
+    """Changes whenever the row does (``updated_at`` is set by a trigger on UPDATE)."""
+    return f'"{listing.id}.{int(listing.updated_at.timestamp() * 1_000_000)}"'
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ListingOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_listing(
+    body: ListingCreate, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+) -> Response:
+    listing = await service.create_listing(
+        session, cache, ctx, user, body.card_id, body.price_cents
+    )
+    return JSONResponse(_listing_body(listing), status_code=status.HTTP_201_CREATED)
+
+
+@router.get("", response_model=ListingPage, responses=problem_responses(422))
+async def list_listings(
+    session: SessionDep,
+    status: ListingStatus = "active",
+    card_id: uuid.UUID | None = None,
+    seller_id: uuid.UUID | None = None,
+    min_price_cents: Price = None,
+    max_price_cents: Price = None,
+    sort: ListingSort = "-created",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    """Anyone may browse; ``status`` defaults to ``active``, ``sort`` to ``-created``."""
+    if (
+        min_price_cents is not None
+        and max_price_cents is not None
+        and min_price_cents > max_price_cents
+    ):
+        raise validation_error("min_price_cents is greater than max_price_cents")
+    rows, next_cursor = await service.list_listings(
+        session,
+        status=status,
+        card_id=card_id,
+        seller_id=seller_id,
+        min_price_cents=min_price_cents,
+        max_price_cents=max_price_cents,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"items": [ListingOut.model_validate(r) for r in rows], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{listing_id}",
+    response_model=ListingOut,
+    responses={304: {"description": "Not modified (ETag matched)"}, **problem_responses(404, 422)},
+)
+async def get_listing(
+    listing_id: uuid.UUID,
+    session: SessionDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    listing = await service.get_listing(session, listing_id)
+    tag = _etag(listing)
+    if if_none_match and (
+        "*" in if_none_match
+        or tag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    ):
+        return Response(status_code=304, headers={"ETag": tag})
+    return JSONResponse(_listing_body(listing), headers={"ETag": tag})
+
+
+@router.delete(
+    "/{listing_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def cancel_listing(
+    listing_id: uuid.UUID, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+) -> Response:
+    await service.cancel_listing(session, cache, ctx, user, listing_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{listing_id}/purchase",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SaleOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def purchase(
+    listing_id: uuid.UUID,
+    session: SessionDep,
+    cache: Cache,
+    user: CurrentUser,
+    ctx: UserCtx,
+    idem: IdempotencyDep,
+) -> Response:
+    """Buy the listing. Honours ``Idempotency-Key`` (a retry gets the same sale)."""
+    if idem.replay is not None:
+        return idem.replay
+    idem.answer(
+        status.HTTP_201_CREATED,
+        lambda sale: SaleOut.model_validate(sale).model_dump(mode="json"),
+    )
+    sale: Sale = await service.purchase(session, cache, ctx, user, listing_id, idem)
+    return idem.response(sale)

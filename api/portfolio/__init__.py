@@ -1,0 +1,1 @@
+"""Portfolios: what a user's cards are worth (latest valuation of each card)."""
