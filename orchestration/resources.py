@@ -28,6 +28,15 @@ _connections: dict[tuple[str, str, bool], duckdb.DuckDBPyConnection] = {}
 _lock = threading.Lock()
 
 
+def _alive(con: duckdb.DuckDBPyConnection) -> bool:
+    """One round trip to the catalog database."""
+    try:
+        con.execute("FROM ece.current_snapshot()").fetchall()
+        return True
+    except duckdb.Error:
+        return False
+
+
 class LakeResource(ConfigurableResource):  # type: ignore[type-arg]
     """The DuckLake, attached as ``ece``.
 
@@ -47,6 +56,11 @@ class LakeResource(ConfigurableResource):  # type: ignore[type-arg]
         key = (self.catalog, self.data_path, read_only)
         with _lock:
             base = _connections.get(key)
+            if base is not None and not _alive(base):
+                # The code server lives for days (the sensor runs there): reconnect
+                # after a Postgres restart instead of failing every tick.
+                _connections.pop(key, None)
+                base = None
             if base is None:
                 base = _connections[key] = connect(self.settings(), read_only=read_only)
             return base.cursor()
