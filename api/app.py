@@ -18,6 +18,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auctions.router import router as auctions_router
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
 from api.cards.router import router as cards_router
@@ -32,6 +33,7 @@ from api.core.ratelimit import RateLimitMiddleware
 from api.ledger.router import router as ledger_router
 from api.market.router import router as market_router
 from api.portfolio.router import router as portfolio_router
+from api.trades.router import router as trades_router
 from api.users.router import router as users_router
 from api.wallets.router import router as wallets_router
 
@@ -150,6 +152,8 @@ def create_app() -> FastAPI:
     v1.include_router(portfolio_router)
     v1.include_router(audit_router)
     v1.include_router(wallets_router)
+    v1.include_router(trades_router)
+    v1.include_router(auctions_router)
     v1.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(v1)
     app.include_router(health_router, include_in_schema=False)

@@ -1,0 +1,126 @@
+"""``/auctions``: HTTP translation only; the rules live in ``auctions.service``."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from api.auctions import service
+from api.auctions.schemas import (
+    AuctionCreate,
+    AuctionOut,
+    AuctionPage,
+    AuctionSort,
+    AuctionStatus,
+    BidCreate,
+    BidOut,
+    BidPage,
+)
+from api.auth.deps import CurrentUser, SessionDep, user_context
+from api.core.audit import AuditContext
+from api.core.cache import CardCache, get_card_cache, get_redis
+from api.core.idempotency import IdempotencyDep
+from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.core.problems import problem_responses
+from api.trades.router import etag_response
+
+router = APIRouter(prefix="/auctions", tags=["auctions"])
+
+UserCtx = Annotated[AuditContext, Depends(user_context)]
+Cache = Annotated[CardCache, Depends(get_card_cache)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AuctionOut,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_auction(
+    body: AuctionCreate, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+) -> AuctionOut:
+    auction = await service.create_auction(session, cache, ctx, user, body)
+    return AuctionOut.model_validate(auction)
+
+
+@router.get("", response_model=AuctionPage, responses=problem_responses(422))
+async def list_auctions(
+    session: SessionDep,
+    status: AuctionStatus | None = None,
+    card_id: uuid.UUID | None = None,
+    seller_id: uuid.UUID | None = None,
+    sort: AuctionSort | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> AuctionPage:
+    rows, next_cursor = await service.list_auctions(
+        session, status=status, card_id=card_id, seller_id=seller_id, sort=sort,
+        limit=limit, cursor=cursor,
+    )
+    return AuctionPage(
+        items=[AuctionOut.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{auction_id}",
+    response_model=AuctionOut,
+    responses={304: {"description": "Not modified (ETag matched)"},
+               **problem_responses(404, 422)},
+)
+async def get_auction(
+    auction_id: uuid.UUID,
+    session: SessionDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    auction = await service.get_auction(session, auction_id)
+    return etag_response(AuctionOut.model_validate(auction), if_none_match)
+
+
+@router.get("/{auction_id}/bids", response_model=BidPage, responses=problem_responses(404, 422))
+async def list_bids(
+    auction_id: uuid.UUID,
+    session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> BidPage:
+    rows, next_cursor = await service.list_bids(session, auction_id, limit=limit, cursor=cursor)
+    return BidPage(items=[BidOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{auction_id}/bids",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BidOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def place_bid(
+    auction_id: uuid.UUID,
+    body: BidCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    ctx: UserCtx,
+    idem: IdempotencyDep,
+) -> Response:
+    """Honours ``Idempotency-Key``: a retry with the same body gets the first answer."""
+    if idem.replay is not None:
+        return idem.replay
+    idem.answer(201, lambda placed: BidOut.model_validate(placed.bid).model_dump(mode="json"))
+    placed = await service.place_bid(
+        session, ctx, user, auction_id, body.amount_cents, redis=get_redis(), idem=idem
+    )
+    return idem.response(placed)
+
+
+@router.post(
+    "/{auction_id}/cancel",
+    response_model=AuctionOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def cancel_auction(
+    auction_id: uuid.UUID, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+) -> AuctionOut:
+    auction = await service.cancel_auction(session, cache, ctx, user, auction_id)
+    return AuctionOut.model_validate(auction)

@@ -1,0 +1,115 @@
+"""``python -m api.workers [--only auctions,trades]``: run the background workers.
+
+One process runs the selected workers concurrently on one event loop. SIGTERM or
+SIGINT lets the current transactions finish and exits 0; SIGKILL at any moment is
+safe too (uncommitted work rolls back and is redone by the next cycle of any
+worker process). Run several processes for more throughput or availability.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
+import structlog
+from redis.exceptions import RedisError
+
+from api.core.cache import close_redis, get_redis
+from api.core.db import dispose_engine
+from api.core.logging import configure_logging
+from api.workers.auction_closer import AuctionCloser
+from api.workers.heartbeat import (
+    HEARTBEAT_TTL_S,
+    READY_MARKER,
+    heartbeat_key,
+    heartbeat_value,
+)
+from api.workers.loop import Worker
+from api.workers.trade_expirer import TradeExpirer
+
+log = structlog.get_logger("api.workers")
+
+WORKERS = ("auctions", "trades")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m api.workers",
+        description="Run ECE background workers: the auction closer (settles auctions at "
+        "their end time) and the trade offer expirer. Settings come from ECE_* variables.",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(WORKERS),
+        help=f"comma-separated workers to run (default: all of {','.join(WORKERS)})",
+    )
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.5,
+        help="seconds between auction closer polls of Postgres (default 0.5; Redis end "
+        "times wake it earlier)",
+    )
+    parser.add_argument(
+        "--trade-interval", type=float, default=1.0,
+        help="seconds between trade offer expiry sweeps (default 1.0)",
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(WORKERS))
+    if unknown or not names:
+        parser.error(f"--only: choose from {', '.join(WORKERS)} (got {args.only!r})")
+    if args.poll_interval <= 0 or args.trade_interval <= 0:
+        parser.error("intervals must be positive")
+    args.names = names
+    return args
+
+
+def build(args: argparse.Namespace) -> list[Worker]:
+    workers: list[Worker] = []
+    if "auctions" in args.names:
+        workers.append(AuctionCloser(args.poll_interval))
+    if "trades" in args.names:
+        workers.append(TradeExpirer(args.trade_interval))
+    return workers
+
+
+async def heartbeat(workers: list[Worker], stop: asyncio.Event) -> None:
+    """Refresh this process's key once every worker has completed a cycle."""
+    pid = os.getpid()
+    announced = False
+    while not stop.is_set():
+        if all(w.last_ok is not None for w in workers):
+            state = {w.name: w.last_ok or 0.0 for w in workers}
+            try:
+                await get_redis().set(heartbeat_key(pid), heartbeat_value(pid, state),
+                                      ex=HEARTBEAT_TTL_S)
+            except RedisError as exc:
+                log.warning("heartbeat_failed", error=str(exc))
+            if not announced:
+                log.info(READY_MARKER, pid=pid, workers=[w.name for w in workers])
+                announced = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+    with contextlib.suppress(RedisError):
+        await get_redis().delete(heartbeat_key(pid))
+
+
+async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    workers = build(args)
+    log.info("workers_starting", pid=os.getpid(), workers=[w.name for w in workers])
+    try:
+        await asyncio.gather(heartbeat(workers, stop), *(w.run(stop) for w in workers))
+    finally:
+        await close_redis()
+        await dispose_engine()
+    log.info("workers_stopped", pid=os.getpid())
+
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(main(parse_args(sys.argv[1:])))

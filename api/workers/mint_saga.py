@@ -1,0 +1,317 @@
+"""The mint saga: ``pending -> uploading -> minting -> minted | failed``, Postgres as truth.
+
+Driven by the change stream (``ece.public.nfts``) and by a sweep of the database
+for NFTs in a non-terminal state, so nothing is lost if an event is missed. Each
+step records what it is about to do before doing it, so a worker killed at any
+instant (``kill -9``) resumes without repeating an external effect:
+
+* **upload**: the metadata JSON is signed into an Arweave transaction, its URI
+  (gateway URL + transaction id) is written to ``nfts.metadata_uri``, *then* the
+  transaction is posted. On resume, a recorded URI that the gateway knows is
+  reused; one it never received (killed between the two) is replaced. Uploads
+  carry the tags ``App-Name: ECE`` and ``ECE-NFT-Id`` so they can be found.
+* **mint**: the recipient (the owner's custody address now) is written to the
+  NFT's ``mint`` row in ``nft_transactions`` first; the mint keypair is derived
+  from the NFT id and the mint seed, so a retry computes the same address and
+  ``find_mint`` says whether the mint already exists (then it is only recorded).
+  The transaction's signature is stored before the bytes are sent.
+
+Transient failures (RPC or gateway down, database restarting) are retried with
+exponential backoff and jitter; permanent ones end in ``failed`` with the reason
+in ``nfts.error`` and a dead letter on ``ece.dlq`` keyed ``ece.public.nfts``.
+Run alone with ``python -m api.workers.mint_saga``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from functools import partial
+from typing import Any
+
+import structlog
+from solders.pubkey import Pubkey
+
+from api.nfts import platform_keys, service
+from api.nfts.arweave import ArweaveClient, InsufficientFunds, Wallet
+from api.nfts.chain import (
+    TransactionFailed,
+    deterministic_mint_keypair,
+    find_mint,
+    mint_nft,
+)
+from api.nfts.runtime import (
+    ChangeFeed,
+    DeadLetters,
+    FeePayerGuard,
+    PayerShort,
+    RecordingClient,
+    Scheduler,
+    advisory_lock,
+    crash_point,
+    insufficient_funds,
+    is_transient,
+    make_sessions,
+    parse_uuid,
+    recording,
+    sweep_loop,
+    with_retries,
+)
+from ece.contracts.topics import cdc_topic
+from ece.settings import Settings
+
+log = structlog.get_logger("api.workers.mint_saga")
+
+NAME = "mint_saga"
+LOCK_NAMESPACE = 0x4E4654  # "NFT"
+SYMBOL = "ECE"
+MAX_ONCHAIN_NAME = 32  # the full name lives in the Arweave document; the mint tx is <= 1232 B
+CONCURRENCY = 8
+SWEEP_SECONDS = 2.0
+RETRY_BUDGET_SECONDS = 120.0
+
+
+def metadata_document(card: dict[str, Any], image: str) -> dict[str, Any]:
+    """The Arweave JSON (Metaplex-style fields, plus the card id that ties it to ECE)."""
+    edition = f", {card['edition']}" if card.get("edition") else ""
+    attributes: list[dict[str, Any]] = [
+        {"trait_type": "set", "value": card["set_name"]},
+        {"trait_type": "number", "value": card["number"]},
+        {"trait_type": "rarity", "value": card["rarity"]},
+    ]
+    if card.get("edition"):
+        attributes.append({"trait_type": "edition", "value": card["edition"]})
+    for key, value in sorted((card.get("attributes") or {}).items()):
+        attributes.append({"trait_type": str(key), "value": value})
+    return {
+        "name": card["name"],
+        "symbol": SYMBOL,
+        "description": (
+            f"{card['name']}: {card['set_name']} #{card['number']} ({card['rarity']}{edition}), "
+            "a card on Elite Card Exchange."
+        ),
+        "image": image,
+        "attributes": attributes,
+        "card_id": str(card["id"]),
+    }
+
+
+def onchain_name(name: str) -> str:
+    return name if len(name) <= MAX_ONCHAIN_NAME else name[: MAX_ONCHAIN_NAME - 1] + "…"
+
+
+def card_image_uri(card: dict[str, Any]) -> str:
+    """The card image on Arweave, when the image store can provide one; else "".
+
+    The encrypted image store (``PUT /cards/{id}/image``) keeps images private
+    under ``data/objects``; publishing one to Arweave is its owner's decision and
+    has no API yet, so the metadata's ``image`` stays empty for now.
+    """
+    _ = card
+    return ""
+
+
+class MintSaga:
+    """The saga's steps for one NFT at a time (the scheduler runs several in parallel)."""
+
+    def __init__(self, settings: Settings, stop: asyncio.Event) -> None:
+        self.settings = settings
+        self.stop = stop
+        self.engine, self.sessions = make_sessions(settings, CONCURRENCY + 2)
+        self.solana = RecordingClient(settings.solana_rpc_url, timeout=15)
+        self.arweave = ArweaveClient(settings.arweave_url)
+        self.gateway = settings.arweave_url.rstrip("/")
+        self.payer = platform_keys.fee_payer(settings)
+        self.payer_guard = FeePayerGuard(self.payer, settings.solana_rpc_url)
+        self.seed = platform_keys.mint_seed(settings)
+        self.wallet: Wallet | None = None
+        self.dead_letters = DeadLetters(settings)
+
+    async def start(self) -> None:
+        """Load keys (the Arweave wallet is RSA-4096: generated off the loop) and funding.
+
+        An unfunded key on a real network stops the worker here with the address to
+        fund; a node or gateway that is merely down is waited for by the steps.
+        """
+        self.wallet = await asyncio.to_thread(platform_keys.arweave_wallet, self.settings)
+        await self.dead_letters.start()
+        try:
+            await self.payer_guard.ensure(self.solana)
+        except platform_keys.PlatformKeyUnfunded:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the chain may come up later
+            log.warning("fee_payer_check_deferred", error=str(exc))
+        try:
+            await platform_keys.ensure_arweave_funded(self.arweave, self.wallet, 1)
+        except platform_keys.PlatformKeyUnfunded:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.warning("arweave_funding_deferred", error=str(exc))
+
+    async def close(self) -> None:
+        await self.dead_letters.flush()
+        await self.solana.close()
+        await self.arweave.aclose()
+        await self.engine.dispose()
+
+    # --- one NFT ------------------------------------------------------------------
+
+    async def advance(self, nft_id: uuid.UUID) -> None:
+        """Take one NFT as far as it goes; permanent errors end it in ``failed``."""
+        async with advisory_lock(self.engine, LOCK_NAMESPACE, nft_id) as mine:
+            if not mine:
+                return
+            try:
+                await with_retries(
+                    self.stop, f"nft {nft_id}", partial(self._advance_once, nft_id),
+                    budget_seconds=RETRY_BUDGET_SECONDS,
+                )
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if is_transient(exc) or self.stop.is_set():
+                    log.warning("mint_deferred", nft_id=str(nft_id), error=str(exc)[:500])
+                    return
+                await self._fail(nft_id, exc)
+
+    async def _fail(self, nft_id: uuid.UUID, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        async with self.sessions() as session:
+            failed = await service.record_failed(session, nft_id, reason)
+        if failed:
+            log.error("mint_failed", nft_id=str(nft_id), error=reason[:500])
+            payload = json.dumps({"nft_id": str(nft_id)})
+            self.dead_letters.publish(cdc_topic("nfts", self.settings.topic_prefix), NAME,
+                                      payload, reason)
+
+    async def _advance_once(self, nft_id: uuid.UUID) -> None:
+        async with self.sessions() as session:
+            view = await service.saga_view(session, nft_id)
+            if view is None or view.status not in service.ACTIVE_STATUSES:
+                return
+            if view.status == "pending":
+                await service.move(session, nft_id, "pending", "uploading")
+                return await self._advance_once(nft_id)
+            if view.status == "uploading":
+                await self._upload(session, view)
+                await service.move(session, nft_id, "uploading", "minting")
+            await self._mint(session, view)
+
+    async def _upload(self, session: Any, view: service.SagaView) -> str:
+        """Post the metadata once; see the module docstring for the crash windows."""
+        assert self.wallet is not None
+        if view.metadata_uri:
+            status = await self.arweave.status(view.metadata_uri.rsplit("/", 1)[-1])
+            if status.state != "not_found":
+                return view.metadata_uri
+            log.warning("recorded_upload_missing", nft_id=str(view.nft_id), uri=view.metadata_uri)
+        document = metadata_document(view.card, card_image_uri(view.card))
+        data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        tags = {
+            "Content-Type": "application/json",
+            "App-Name": "ECE",
+            "ECE-NFT-Id": str(view.nft_id),
+            "ECE-Card-Id": str(view.card_id),
+        }
+        tx = await self.arweave.create_transaction(data, tags, self.wallet)
+        uri = f"{self.gateway}/{tx.id}"
+        await service.record_metadata_uri(session, view.nft_id, uri)
+        try:
+            await self.arweave.post(tx)
+        except InsufficientFunds:
+            await platform_keys.ensure_arweave_funded(self.arweave, self.wallet, tx.reward)
+            await self.arweave.post(tx)  # the same signed transaction: still one upload
+        log.info("metadata_uploaded", nft_id=str(view.nft_id), uri=uri)
+        crash_point("after_upload")
+        return uri
+
+    async def _mint(self, session: Any, view: service.SagaView) -> None:
+        intent = await service.prepare_mint(session, view.nft_id)
+        mint = deterministic_mint_keypair(self.seed, view.nft_id)
+        owner = Pubkey.from_string(intent.to_address)
+        state = await find_mint(self.solana, mint.pubkey(), owner)
+        signature = intent.signature
+        if state is None:
+            await self.payer_guard.ensure(self.solana)
+            try:
+                with recording(partial(self._signed, intent.tx_id)):
+                    sent = await mint_nft(
+                        self.solana, self.payer, mint, owner,
+                        onchain_name(str(view.card["name"])), SYMBOL, intent.metadata_uri,
+                    )
+                signature = str(sent)
+            except TransactionFailed as exc:
+                if insufficient_funds(exc):
+                    self.payer_guard.invalidate()
+                    raise PayerShort(str(exc)) from exc
+                if not exc.account_in_use:  # in use = our earlier copy landed: record it
+                    raise
+            crash_point("after_mint_send")
+            state = await find_mint(self.solana, mint.pubkey(), owner)
+            if state is None:
+                raise service.PermanentMintError(f"mint {mint.pubkey()} confirmed but not found")
+        if signature is None:
+            async with self.sessions() as fresh:
+                signature = await service.transaction_signature(fresh, intent.tx_id)
+        if not state.is_nft:
+            raise service.PermanentMintError(
+                f"mint {mint.pubkey()} is not an NFT (supply {state.supply}, decimals "
+                f"{state.decimals}, mint authority {state.mint_authority})"
+            )
+        holder = str(state.holder) if state.holder is not None else intent.to_address
+        await service.record_minted(
+            session, view.nft_id, intent.tx_id, str(mint.pubkey()), signature, holder
+        )
+        log.info("nft_minted", nft_id=str(view.nft_id), mint=str(mint.pubkey()), owner=holder)
+
+    async def _signed(self, tx_id: uuid.UUID, signature: str) -> None:
+        async with self.sessions() as session:
+            await service.record_signature(session, tx_id, signature)
+
+    # --- wiring -------------------------------------------------------------------
+
+    def on_event(self, scheduler: Scheduler, _topic: str, value: dict[str, Any]) -> None:
+        after = value.get("after")
+        if isinstance(after, dict) and after.get("status") in service.ACTIVE_STATUSES:
+            nft_id = parse_uuid(after.get("id"))
+            if nft_id is not None:
+                scheduler.submit(nft_id)
+
+    async def stuck(self) -> list[uuid.UUID]:
+        async with self.sessions() as session:
+            return await service.active_nfts(session)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """The worker: change feed + sweep feeding a scheduler, until ``stop`` is set."""
+    saga = MintSaga(settings, stop)
+    try:
+        await saga.start()
+        scheduler = Scheduler(saga.advance, CONCURRENCY)
+        feed = ChangeFeed(
+            settings, NAME, [cdc_topic("nfts", settings.topic_prefix)],
+            partial(saga.on_event, scheduler), saga.dead_letters,
+        )
+        log.info("worker_started", worker=NAME, fee_payer=str(saga.payer.pubkey()),
+                 arweave_wallet=saga.wallet.address if saga.wallet else None)
+        tasks = [
+            asyncio.create_task(feed.run(stop), name=f"{NAME}-feed"),
+            asyncio.create_task(sweep_loop(stop, NAME, SWEEP_SECONDS, saga.stuck, scheduler),
+                                name=f"{NAME}-sweep"),
+        ]
+        await stop.wait()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await scheduler.drain(10.0)
+    finally:
+        await saga.close()
+        log.info("worker_stopped", worker=NAME)
+
+
+def main() -> None:
+    """``python -m api.workers.mint_saga``: run until SIGINT/SIGTERM."""
+    from api.nfts.runtime import run_main
+
+    run_main(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The background workers (``python -m api.workers``) as a stack part.
+
+Ready means *working*: the process's heartbeat key is in Redis, which the workers
+write only after each of them completed a cycle against Postgres. An external
+part (workers someone else runs) is healthy when any worker heartbeat is fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Sequence
+
+import redis as redis_lib
+
+from api.workers.heartbeat import HEARTBEAT_PREFIX, heartbeat_key
+from ece.settings import REPO_ROOT, Settings
+from ece.stack.base import ManagedProcess, Part, wait_until
+
+READY_TIMEOUT_S = 60.0
+
+
+class Workers(Part):
+    name = "workers"
+    depends_on = ("migrate", "redis")
+
+    def __init__(self, settings: Settings, *, external: bool = False,
+                 args: Sequence[str] = ()) -> None:
+        """``args`` are extra ``python -m api.workers`` options (``--only trades``, ...)."""
+        super().__init__(settings)
+        self._external = external
+        self.args = list(args)
+
+    @property
+    def external(self) -> bool:
+        return self._external
+
+    @property
+    def url(self) -> str:
+        return "" if self.process is None or self.process.proc is None else (
+            f"pid {self.process.proc.pid}")
+
+    @property
+    def pid(self) -> int | None:
+        if self.process is None or self.process.proc is None:
+            return None
+        return self.process.proc.pid
+
+    def start(self) -> None:
+        if self.external:
+            return
+        if self.process is not None:  # a restart (e.g. after the process was killed)
+            self.process.stop()
+        argv = [sys.executable, "-m", "api.workers", *self.args]
+        self.process = ManagedProcess(self.name, argv, self.log_path, env=self._child_env(),
+                                      cwd=REPO_ROOT, stop_signal=signal.SIGTERM,
+                                      stop_timeout=15)
+        proc = self.process.start()
+        wait_until(self._heartbeat_present, READY_TIMEOUT_S, "heartbeat in Redis", self.name,
+                   proc, self.log_path, fix="read the log: the workers reach Postgres and Redis "
+                   "with ECE_DATABASE_URL and ECE_REDIS_URL")
+
+    def _child_env(self) -> dict[str, str]:
+        """The settings this part was given, not whatever the environment says now."""
+        s = self.settings
+        return {"ECE_ENV": s.env, "ECE_DATA_DIR": str(s.data_dir),
+                "ECE_DATABASE_URL": s.database_url, "ECE_REDIS_URL": s.redis_url,
+                "ECE_FEE_BPS": str(s.fee_bps)}
+
+    def _redis(self) -> redis_lib.Redis:
+        return redis_lib.Redis.from_url(self.settings.redis_url, socket_timeout=2,
+                                        socket_connect_timeout=2)
+
+    def _heartbeat_present(self) -> bool:
+        pid = self.pid
+        if pid is None:
+            return False
+        with self._redis() as client:
+            return bool(client.exists(heartbeat_key(pid)))
+
+    def health(self) -> tuple[bool, str]:
+        try:
+            with self._redis() as client:
+                if self.external:
+                    keys = list(client.scan_iter(f"{HEARTBEAT_PREFIX}*", count=100))
+                    return (bool(keys), f"{len(keys)} worker process(es) with a heartbeat")
+                pid = self.pid
+                raw = client.get(heartbeat_key(pid)) if pid is not None else None
+        except redis_lib.RedisError as exc:
+            return False, f"redis: {exc}"
+        if self.process is not None and not self.process.alive:
+            return False, "worker process exited"
+        if raw is None:
+            return False, "no heartbeat"
+        state = json.loads(raw)
+        return True, f"pid {state['pid']} workers {', '.join(sorted(state['workers']))}"
