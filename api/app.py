@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auctions.router import router as auctions_router
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
+from api.cards.images import router as card_images_router
 from api.cards.router import router as cards_router
 from api.cards.valuations import router as valuations_router
 from api.core.cache import close_redis
@@ -146,6 +147,7 @@ def create_app() -> FastAPI:
     v1.include_router(auth_router)
     v1.include_router(users_router)
     v1.include_router(cards_router)
+    v1.include_router(card_images_router)
     v1.include_router(valuations_router)
     v1.include_router(ledger_router)
     v1.include_router(market_router)
