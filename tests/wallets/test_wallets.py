@@ -48,7 +48,8 @@ async def signed(client: httpx.AsyncClient, keypair: Keypair) -> dict[str, str]:
 
 
 async def link(client: httpx.AsyncClient, account: Account, keypair: Keypair) -> httpx.Response:
-    return await client.post("/me/wallets", json=await signed(client, keypair), headers=account.auth)
+    body = await signed(client, keypair)
+    return await client.post("/me/wallets", json=body, headers=account.auth)
 
 
 def audit_actions(db: Db, address: str) -> list[tuple[str, Any]]:
