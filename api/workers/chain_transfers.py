@@ -179,12 +179,13 @@ class ChainTransfers:
         after = value.get("after")
         if not isinstance(after, dict):
             return
-        if topic.endswith(".card_history") and after.get("reason") in service.TRANSFER_REASONS:
-            card_id = parse_uuid(after.get("card_id"))
-        elif topic.endswith(".nfts") and after.get("status") == "minted":
-            card_id = parse_uuid(after.get("card_id"))
-        else:
+        changed_hands = topic.endswith(".card_history") and after.get("reason") in (
+            service.TRANSFER_REASONS
+        )
+        just_minted = topic.endswith(".nfts") and after.get("status") == "minted"
+        if not (changed_hands or just_minted):
             return
+        card_id = parse_uuid(after.get("card_id"))
         if card_id is not None:
             scheduler.submit(card_id)
 

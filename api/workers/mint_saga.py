@@ -218,7 +218,7 @@ class MintSaga:
         try:
             await self.arweave.post(tx)
         except InsufficientFunds:
-            await platform_keys.ensure_arweave_funded(self.arweave, self.wallet, tx.reward)
+            await platform_keys.ensure_arweave_funded(self.arweave, self.wallet, int(tx.reward))
             await self.arweave.post(tx)  # the same signed transaction: still one upload
         log.info("metadata_uploaded", nft_id=str(view.nft_id), uri=uri)
         crash_point("after_upload")
