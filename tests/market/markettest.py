@@ -20,9 +20,7 @@ WRITE_TABLES = (
 
 def snapshot(db: Db) -> dict[str, Any]:
     """Row counts of the written tables plus every balance and card state."""
-    counts: dict[str, Any] = {
-        t: int(db.value(f"SELECT count(*) FROM {t}")) for t in WRITE_TABLES
-    }
+    counts: dict[str, Any] = {t: int(db.value(f"SELECT count(*) FROM {t}")) for t in WRITE_TABLES}
     counts["balances"] = db.rows("SELECT id, balance_cents FROM ledger_accounts ORDER BY id")
     counts["cards"] = db.rows("SELECT id, owner_id, status, version FROM cards ORDER BY id")
     counts["listing_states"] = db.rows("SELECT id, status FROM listings ORDER BY id")

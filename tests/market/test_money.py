@@ -103,7 +103,9 @@ async def test_deposit_refusals_change_nothing(
     before = snapshot(db)
     body = {"user_id": user.id, "amount_cents": 100, "reference": "x"}
     # not an admin (even for yourself), no token
-    assert_problem(await client.post("/admin/deposits", headers=user.auth, json=body), 403, "forbidden")
+    assert_problem(
+        await client.post("/admin/deposits", headers=user.auth, json=body), 403, "forbidden"
+    )
     assert_problem(await client.post("/admin/deposits", json=body), 401, "unauthorized")
     # unknown user, bad uuid, empty reference, extra field
     for bad in (
@@ -134,7 +136,7 @@ async def test_deposit_idempotency(client: httpx.AsyncClient, admin: Account, db
     again = await client.post(
         "/admin/deposits",
         headers={**key, "Content-Type": "application/json"},
-        content=b'{"reference": "retry me", "amount_cents": 700,  "user_id": "' + dave.id.encode() + b'"}',
+        content=f'{{"reference": "retry me", "amount_cents": 700,  "user_id": "{dave.id}"}}',
     )
     assert again.status_code == 201
     assert again.json() == first.json()
@@ -146,9 +148,10 @@ async def test_deposit_idempotency(client: httpx.AsyncClient, admin: Account, db
     assert_problem(r, 409, "idempotency_key_reused")
     assert snapshot(db) == before
     # the key is scoped per user: another admin may use the same string
-    assert db.value(
-        "SELECT count(*) FROM idempotency_keys WHERE key = %s", key["Idempotency-Key"]
-    ) == 1
+    assert (
+        db.value("SELECT count(*) FROM idempotency_keys WHERE key = %s", key["Idempotency-Key"])
+        == 1
+    )
     expires = db.value(
         "SELECT expires_at - created_at FROM idempotency_keys WHERE key = %s",
         key["Idempotency-Key"],
@@ -167,9 +170,10 @@ async def test_failed_request_stores_no_key(
         json={"user_id": str(uuid.uuid4()), "amount_cents": 5, "reference": "x"},
     )
     assert_problem(r, 422, "validation_error")
-    assert db.value(
-        "SELECT count(*) FROM idempotency_keys WHERE key = %s", key["Idempotency-Key"]
-    ) == 0
+    assert (
+        db.value("SELECT count(*) FROM idempotency_keys WHERE key = %s", key["Idempotency-Key"])
+        == 0
+    )
 
 
 async def test_concurrent_deposits_with_one_key_execute_once(
