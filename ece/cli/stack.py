@@ -35,6 +35,8 @@ def _urls(settings: Settings) -> dict[str, str]:
         "Flink UI": f"http://127.0.0.1:{settings.flink_rest_port}",
         "Dagster UI": f"http://127.0.0.1:{settings.dagster_port}",
         "Kafka bootstrap": settings.kafka_bootstrap,
+        "Solana RPC": settings.solana_rpc_url,
+        "Arweave gateway": settings.arweave_url,
         "PostgreSQL": settings.database_url,
         "Redis": settings.redis_url,
         "Logs": str(settings.logs_dir),

@@ -14,7 +14,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from ece.settings import Settings
-from ece.stack.base import ManagedProcess, Part, PartFailed, wait_until
+from ece.stack.base import ManagedProcess, Part, PartFailed, port_open, wait_until
 
 
 def tansu_binary() -> Path:
@@ -60,6 +60,9 @@ class Broker(Part):
         self.process = ManagedProcess(self.name, argv, self.log_path,
                                       env={"RUST_LOG": "warn"})
         proc = self.process.start()
+        # Port first: librdkafka prints connection errors while nothing listens yet.
+        wait_until(lambda: port_open("127.0.0.1", self.settings.kafka_port), 30, "listening",
+                   self.name, proc, self.log_path)
         wait_until(lambda: self.health()[0], 30, "answering metadata", self.name, proc,
                    self.log_path)
 
