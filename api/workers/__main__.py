@@ -101,6 +101,7 @@ async def main(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     workers = build(args)
+    structlog.contextvars.bind_contextvars(pid=os.getpid())  # tells processes apart in one log
     log.info("workers_starting", pid=os.getpid(), workers=[w.name for w in workers])
     try:
         await asyncio.gather(heartbeat(workers, stop), *(w.run(stop) for w in workers))

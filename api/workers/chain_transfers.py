@@ -155,7 +155,7 @@ class ChainTransfers:
             if state is None or state.holder != to:  # not an earlier copy that landed
                 raise
             signature = None  # the recorded one
-        crash_point("after_transfer_send")
+        crash_point("after_transfer_send", step.card_id)
         return signature
 
     async def _signed(self, tx_id: uuid.UUID, signature: str) -> None:

@@ -221,7 +221,7 @@ class MintSaga:
             await platform_keys.ensure_arweave_funded(self.arweave, self.wallet, int(tx.reward))
             await self.arweave.post(tx)  # the same signed transaction: still one upload
         log.info("metadata_uploaded", nft_id=str(view.nft_id), uri=uri)
-        crash_point("after_upload")
+        crash_point("after_upload", view.nft_id)
         return uri
 
     async def _mint(self, session: Any, view: service.SagaView) -> None:
@@ -245,7 +245,7 @@ class MintSaga:
                     raise PayerShort(str(exc)) from exc
                 if not exc.account_in_use:  # in use = our earlier copy landed: record it
                     raise
-            crash_point("after_mint_send")
+            crash_point("after_mint_send", view.nft_id)
             state = await find_mint(self.solana, mint.pubkey(), owner)
             if state is None:
                 raise service.PermanentMintError(f"mint {mint.pubkey()} confirmed but not found")

@@ -38,8 +38,7 @@ class Workers(Part):
 
     @property
     def url(self) -> str:
-        return "" if self.process is None or self.process.proc is None else (
-            f"pid {self.process.proc.pid}")
+        return f"pid {self.pid}" if self.pid is not None else ""
 
     @property
     def pid(self) -> int | None:
@@ -50,16 +49,24 @@ class Workers(Part):
     def start(self) -> None:
         if self.external:
             return
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting (several parts can then warm up together)."""
         if self.process is not None:  # a restart (e.g. after the process was killed)
             self.process.stop()
         argv = [sys.executable, "-m", "api.workers", *self.args]
         self.process = ManagedProcess(self.name, argv, self.log_path, env=self._child_env(),
                                       cwd=REPO_ROOT, stop_signal=signal.SIGTERM,
                                       stop_timeout=15)
-        proc = self.process.start()
+        self.process.start()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None and self.process.proc is not None, "launch() first"
         wait_until(self._heartbeat_present, READY_TIMEOUT_S, "heartbeat in Redis", self.name,
-                   proc, self.log_path, fix="read the log: the workers reach Postgres and Redis "
-                   "with ECE_DATABASE_URL and ECE_REDIS_URL")
+                   self.process.proc, self.log_path, fix="read the log: the workers reach "
+                   "Postgres and Redis with ECE_DATABASE_URL and ECE_REDIS_URL")
 
     def _child_env(self) -> dict[str, str]:
         """The settings this part was given, not whatever the environment says now."""

@@ -102,8 +102,10 @@ def running_workers(settings: Settings, count: int = 1, *args: str) -> Iterator[
     try:
         for _ in range(count):
             part = Workers(settings, args=args)
-            part.start()
+            part.launch()
             parts.append(part)
+        for part in parts:
+            part.wait_ready()
         yield parts
     finally:
         for part in parts:

@@ -44,3 +44,10 @@ from auctiontest import assert_books_balance  # noqa: E402 - needs the path set 
 def money_invariants(db: Any) -> Iterator[None]:
     yield
     assert_books_balance(db)
+
+
+@pytest.fixture(scope="session")
+def live_url(platform: Any, api_settings: Any) -> str:
+    """The API under real uvicorn (the stack's way of running it), for racing requests."""
+    platform.require("api")
+    return str(platform.part("api").url)
