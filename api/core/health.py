@@ -1,12 +1,16 @@
 """Liveness (process up) and readiness (database, Redis and Kafka broker reachable).
 
 Readiness checks run concurrently with short timeouts so a load balancer probe
-answers in about a second even when a dependency hangs.
+answers in about a second even when a dependency hangs. The Solana RPC and the
+Arweave gateway are reported too, but only as *degraded*: the API keeps serving
+while they are down (mints wait and retry in the background), so pulling the
+API out of a load balancer for them would turn a slow mint into an outage.
 """
 
 import asyncio
 from typing import Any
 
+import httpx
 from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -48,7 +52,30 @@ async def _kafka() -> None:
     await to_thread.run_sync(_kafka_sync, abandon_on_cancel=True)
 
 
-CHECKS = {"database": _database, "redis": _redis, "kafka": _kafka}
+async def _solana() -> None:
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT) as client:
+        response = await client.post(
+            get_settings().solana_rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}
+        )
+        response.raise_for_status()
+        if response.json().get("result") != "ok":
+            raise RuntimeError(f"getHealth: {response.text[:100]}")
+
+
+async def _arweave() -> None:
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT) as client:
+        (await client.get(f"{get_settings().arweave_url}/info")).raise_for_status()
+
+
+CHECKS = {
+    "database": _database,
+    "redis": _redis,
+    "kafka": _kafka,
+    "solana": _solana,
+    "arweave": _arweave,
+}
+# Parts whose failure degrades the service (reported) without making it unready.
+DEGRADING = frozenset({"solana", "arweave"})
 
 
 async def _run(name: str) -> tuple[str, str | None]:
@@ -68,9 +95,11 @@ async def healthz() -> dict[str, str]:
 async def readyz() -> JSONResponse:
     results = dict(await asyncio.gather(*(_run(name) for name in CHECKS)))
     checks: dict[str, Any] = {name: (err or "ok") for name, err in results.items()}
-    failing = [name for name, err in results.items() if err]
+    failing = [name for name, err in results.items() if err and name not in DEGRADING]
+    degraded = [name for name, err in results.items() if err and name in DEGRADING]
     if not failing:
-        return JSONResponse({"status": "ready", "checks": checks})
+        status = "degraded" if degraded else "ready"
+        return JSONResponse({"status": status, "degraded": degraded, "checks": checks})
     return JSONResponse(
         {
             "type": "urn:ece:problem:not_ready",
@@ -79,6 +108,7 @@ async def readyz() -> JSONResponse:
             "detail": f"not ready: {', '.join(failing)} unreachable",
             "code": "not_ready",
             "failing": failing,
+            "degraded": degraded,
             "checks": checks,
         },
         status_code=503,

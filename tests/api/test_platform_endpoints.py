@@ -33,10 +33,32 @@ async def test_readyz_names_the_failing_part(
 
 
 async def test_readyz_ok_when_everything_is_up(client: httpx.AsyncClient, platform: Any) -> None:
-    platform.require("broker")
+    platform.require("broker", "solana", "arweave")
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json()["checks"] == {"database": "ok", "redis": "ok", "kafka": "ok"}
+    assert r.json()["status"] == "ready"
+    assert r.json()["checks"] == {
+        "database": "ok", "redis": "ok", "kafka": "ok", "solana": "ok", "arweave": "ok"
+    }
+
+
+async def test_readyz_names_a_down_chain_part_but_stays_ready(
+    client: httpx.AsyncClient, platform: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mints wait for the chain; REST keeps serving, so the API is degraded, not unready."""
+    import api.core.health as health
+    from ece.stack.base import free_port
+
+    platform.require("broker")
+    dead = get_settings().model_copy(
+        update={"solana_rpc_url": f"http://127.0.0.1:{free_port()}"}
+    )
+    monkeypatch.setattr(health, "get_settings", lambda: dead)
+    r = await client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "degraded"
+    assert r.json()["degraded"] == ["solana"]
+    assert r.json()["checks"]["solana"] != "ok"
 
 
 async def test_metrics_by_route_template_and_cache_counters(
