@@ -338,9 +338,7 @@ async def login_attempts(account: str, ip: str | None) -> AsyncIterator[None]:
         bucket = _tightest(buckets)
         if bucket.exceeded:
             whom = "account" if bucket.key == account_key else "client address"
-            raise rate_limited(
-                bucket, f"too many failed logins for this {whom}; retry later"
-            )
+            raise rate_limited(bucket, f"too many failed logins for this {whom}; retry later")
     try:
         yield
     except Problem as exc:

@@ -42,9 +42,7 @@ async def wallet_login(body: SignedIn, session: SessionDep, ctx: AnonCtx) -> Tok
     owner = await session.scalar(select(Wallet.user_id).where(Wallet.address == body.address))
     account = f"user:{owner}" if owner else f"wallet:{body.address}"
     async with login_attempts(account, ctx.ip):
-        return await service.wallet_login(
-            session, ctx, body.address, body.signature, body.nonce
-        )
+        return await service.wallet_login(session, ctx, body.address, body.signature, body.nonce)
 
 
 @router.post(

@@ -156,9 +156,7 @@ async def link_wallet(
     if owner is not None:
         whose = "your account" if owner == user.id else "another account"
         raise conflict(f"this wallet is already linked to {whose}")
-    wallet = Wallet(
-        id=uuid.uuid4(), user_id=user.id, address=address, linked_at=datetime.now(UTC)
-    )
+    wallet = Wallet(id=uuid.uuid4(), user_id=user.id, address=address, linked_at=datetime.now(UTC))
     session.add(wallet)
     try:
         await session.flush()

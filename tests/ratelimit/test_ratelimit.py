@@ -20,6 +20,7 @@ from api.core import ratelimit
 
 _addresses = itertools.count(1)
 
+
 @asynccontextmanager
 async def client_from(app: FastAPI, ip: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=(ip, 50000))
@@ -250,8 +251,11 @@ async def test_rate_limits_can_be_switched_off(
 def test_limits_from_environment() -> None:
     assert ratelimit.RateLimits.from_env({}) == ratelimit.RateLimits()
     limits = ratelimit.RateLimits.from_env(
-        {"ECE_RATE_LIMIT_USER": "100000", "ECE_RATE_LIMIT_IP": "200000",
-         "ECE_RATE_LIMIT_ENABLED": "false"}
+        {
+            "ECE_RATE_LIMIT_USER": "100000",
+            "ECE_RATE_LIMIT_IP": "200000",
+            "ECE_RATE_LIMIT_ENABLED": "false",
+        }
     )
     assert (limits.user, limits.ip, limits.enabled) == (100000, 200000, False)
     assert limits.login_account == 5 and limits.login_window_seconds == 900
