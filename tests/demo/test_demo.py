@@ -67,10 +67,8 @@ def test_seed_is_idempotent(live: Settings) -> None:
 
 
 def test_demo_drives_traffic_and_keeps_the_invariants(live: Settings) -> None:
-    result = CliRunner().invoke(
-        demo_app,
-        ["--users", "3", "--cards", "5", "--minutes", "0.2", "--api", api_base(live), "--seed", "7"],
-    )
+    args = ["--users", "3", "--cards", "5", "--minutes", "0.2", "--seed", "7"]
+    result = CliRunner().invoke(demo_app, [*args, "--api", api_base(live)])
 
     out = result.output
     assert result.exit_code == 0, out
