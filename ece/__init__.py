@@ -1,1 +1,1 @@
-"""Shared pieces of ECE: settings, event and cache contracts, the `ece` command and the local stack."""
+"""Shared pieces of ECE: settings, contracts, the `ece` command and the local stack."""
