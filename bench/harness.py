@@ -28,7 +28,12 @@ def throwaway_platform(*parts: str) -> Iterator[Platform]:
     """The named parts on free ports in a temporary data folder, stopped afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix="ece-bench-"))
     data_dir.chmod(0o755)
-    os.environ.update({"ECE_ENV": "test", "ECE_DATA_DIR": str(data_dir), **free_port_environment()})
+    os.environ.update({
+        "ECE_ENV": "test",
+        "ECE_DATA_DIR": str(data_dir),
+        "ECE_RATE_LIMIT_ENABLED": "0",  # measure the work, not the limiter's refusals
+        **free_port_environment(),
+    })
     get_settings.cache_clear()
     platform = Platform(Settings(), progress=lambda msg: print(f"  [stack] {msg}", flush=True))
     try:

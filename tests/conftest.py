@@ -20,7 +20,14 @@ from ece.stack.platform import Platform, free_port_environment
 
 
 def _test_environment(data_dir: Path) -> dict[str, str]:
-    return {"ECE_ENV": "test", "ECE_DATA_DIR": str(data_dir), **free_port_environment()}
+    return {
+        "ECE_ENV": "test",
+        "ECE_DATA_DIR": str(data_dir),
+        # Every test client shares 127.0.0.1: keep the per-IP limit out of unrelated tests
+        # (the rate-limit tests set their own limits).
+        "ECE_RATE_LIMIT_IP": "1000000",
+        **free_port_environment(),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import typer
 
 from ece.cli import stack
 from ece.cli.admin import admin_app
+from ece.cli.demo import demo
 from ece.cli.topics import topics_app
 from ece.cli.warehouse import warehouse_app
 from ece.log import configure
@@ -16,6 +17,7 @@ app = typer.Typer(help="ECE, the Elite Card Exchange: platform commands.", no_ar
 app.command()(stack.up)
 app.command()(stack.down)
 app.command()(stack.status)
+app.command()(demo)
 app.add_typer(admin_app, name="admin", help="Administer users.")
 app.add_typer(topics_app, name="topics", help="List and follow the Kafka topics.")
 app.add_typer(warehouse_app, name="warehouse", help="Query and refresh the lakehouse.")
