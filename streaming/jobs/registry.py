@@ -16,6 +16,7 @@ from streaming.jobs.runtime import JobContext
 
 PIPELINES: dict[str, str] = {
     "card_cache": "streaming.jobs.card_cache",
+    "chain_reconciliation": "streaming.jobs.chain_reconciliation",
 }
 
 

@@ -1,0 +1,261 @@
+"""Pipeline ``chain_reconciliation``: re-check an NFT on chain whenever its row or card changes.
+
+``ece chain reconcile`` checks everything on demand; this pipeline keeps the
+verdicts current between runs. Triggers (Debezium changes):
+
+- ``ece.public.nfts``: any change of a row in ``minted`` (a new mint, a recorded
+  transfer, a touch) -> that mint;
+- ``ece.public.cards``: an owner change (sale, trade, auction) -> the card's
+  minted NFT, looked up in PostgreSQL (most cards have none).
+
+Keyed by mint address. A trigger arms a short processing-time timer (bursts on
+one mint collapse into one check); when it fires, the verdict is computed by the
+same code as the CLI (:func:`api.nfts.reconcile.reconcile_mints`: current
+database row, current chain state) and ``ok | mismatch | missing`` is written to
+``ece.chain.reconciliation``. An ``in_flight`` verdict (the card was just sold
+and the token is still on its way) re-arms the timer instead of publishing, so a
+transfer that lands shows up as ``ok`` and one that never lands turns into a
+``mismatch`` once the grace period is over. When the database or the RPC is
+unreachable the check is retried with exponential backoff; timers live in keyed
+state, so pending checks survive a restart. Verdicts are at least once (a
+replay re-checks and republishes the then-current truth, which is harmless).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ece.contracts.topics import CHAIN_RECONCILIATION, cdc_topic
+from streaming.jobs.runtime import JobContext, ensure_topics
+
+log = logging.getLogger(__name__)
+
+NAME = "chain_reconciliation"
+NFTS_TOPIC = cdc_topic("nfts")
+CARDS_TOPIC = cdc_topic("cards")
+SETTLE_MS = 250  # coalesce a burst of changes on one mint into one check
+RECHECK_MS = 2_000  # in-flight transfer: look again this soon
+RETRY_BASE_MS = 2_000  # database/RPC unreachable: back off from here ...
+RETRY_MAX_MS = 300_000  # ... up to five minutes
+
+
+class MalformedEvent(ValueError):
+    """Not a usable Debezium change of ``nfts`` or ``cards`` (goes to the DLQ)."""
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What to re-check: a mint directly, or the minted NFT of a card (needs a lookup)."""
+
+    mint: str | None = None
+    card_id: str | None = None
+
+
+def _object(value: Any, what: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MalformedEvent(f"{what} is not an object")
+    return value
+
+
+def parse_change(raw: str | None) -> Trigger | None:
+    """The re-check a CDC message asks for; None when it asks for none (or is a tombstone)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        event = json.loads(raw)
+    except ValueError as exc:
+        raise MalformedEvent(f"not JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise MalformedEvent("envelope is not a JSON object")
+    op = event.get("op")
+    if op not in ("c", "u", "r", "d"):
+        raise MalformedEvent(f"unknown op {op!r}")
+    source = _object(event.get("source"), "source") or {}
+    table = source.get("table")
+    before = _object(event.get("before"), "before")
+    after = _object(event.get("after"), "after")
+    if op != "d" and after is None:
+        raise MalformedEvent(f"op {op!r} without an 'after' object")
+    if table == "nfts":
+        if after is None or after.get("status") != "minted":
+            return None
+        mint = after.get("mint_address")
+        if not isinstance(mint, str) or not mint:
+            raise MalformedEvent("minted NFT without a mint_address")
+        return Trigger(mint=mint)
+    if table == "cards":
+        if op != "u" or after is None:
+            return None
+        if before is not None and before.get("owner_id") == after.get("owner_id"):
+            return None  # not an ownership change (price, status, image ...)
+        card_id = after.get("id")
+        if not isinstance(card_id, str) or not card_id:
+            raise MalformedEvent("card change without an id")
+        return Trigger(card_id=card_id)
+    raise MalformedEvent(f"unexpected source table {table!r}")
+
+
+def retry_delay_ms(attempts: int) -> int:
+    return int(min(RETRY_BASE_MS * 2 ** max(attempts - 1, 0), RETRY_MAX_MS))
+
+
+def _dlq_tag() -> Any:
+    from pyflink.datastream import OutputTag
+
+    from streaming.jobs.dlq import keyed_type
+
+    return OutputTag(f"{NAME}_dlq", keyed_type())
+
+
+def build(ctx: JobContext) -> None:
+    """source -> parse + resolve card -> mint (bad ones to the DLQ) -> key by mint -> check."""
+    from pyflink.common import Row, Types
+    from pyflink.datastream import KeyedProcessFunction, ProcessFunction, RuntimeContext
+    from pyflink.datastream.state import ValueStateDescriptor
+
+    from streaming.jobs.dlq import dlq_row, keyed_type
+
+    ensure_topics(ctx.settings, [CHAIN_RECONCILIATION])
+    dlq_tag = _dlq_tag()
+    database_url = ctx.settings.database_url
+    sqlalchemy_url = ctx.settings.sqlalchemy_url
+    rpc_url = ctx.settings.solana_rpc_url
+
+    class ResolveMints(ProcessFunction):  # type: ignore[misc]
+        """CDC message -> mint address to check (cards resolved through PostgreSQL)."""
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.conn: Any = None
+
+        def close(self) -> None:
+            if self.conn is not None:
+                self.conn.close()
+
+        def _mint_of_card(self, card_id: str) -> str | None:
+            import psycopg
+
+            for attempt in (1, 2):  # one reconnect: the database may have restarted
+                try:
+                    if self.conn is None or self.conn.closed:
+                        self.conn = psycopg.connect(database_url, autocommit=True)
+                    row = self.conn.execute(
+                        "SELECT mint_address FROM nfts WHERE card_id = %s AND status = 'minted'",
+                        (card_id,),
+                    ).fetchone()
+                    return row[0] if row else None
+                except psycopg.OperationalError:
+                    self.conn = None
+                    if attempt == 2:
+                        raise  # the job restarts from its checkpoint and tries again
+            return None
+
+        def process_element(self, value: str, _ctx: Any) -> Iterator[Any]:
+            try:
+                trigger = parse_change(value)
+            except MalformedEvent as exc:
+                yield dlq_tag, dlq_row(_source_topic(value), NAME, value, str(exc))
+                return
+            if trigger is None:
+                return
+            mint = trigger.mint or (self._mint_of_card(trigger.card_id or "") or None)
+            if mint:
+                yield mint
+
+    class CheckMint(KeyedProcessFunction):  # type: ignore[misc]
+        """One pending timer per mint; when it fires, judge the mint and publish the verdict."""
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            import asyncio
+
+            from solana.rpc.async_api import AsyncClient
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            self.loop = asyncio.new_event_loop()
+            self.engine = create_async_engine(sqlalchemy_url, pool_size=1, max_overflow=1,
+                                              pool_pre_ping=True)
+            self.client = AsyncClient(rpc_url, timeout=10)
+            self.due = runtime_context.get_state(ValueStateDescriptor("due", Types.LONG()))
+            self.attempts = runtime_context.get_state(
+                ValueStateDescriptor("attempts", Types.INT()))
+            self.mismatches: Any = None
+            try:  # Flink's own metric (REST API / UI), beside the Prometheus counter
+                self.mismatches = runtime_context.get_metrics_group().counter(
+                    "chain_reconciliation_mismatches")
+            except Exception:  # noqa: BLE001 - metrics are optional in some execution modes
+                log.info("flink metrics unavailable; Prometheus counter only")
+
+        def close(self) -> None:
+            async def shutdown() -> None:
+                await self.client.close()
+                await self.engine.dispose()
+
+            self.loop.run_until_complete(shutdown())
+            self.loop.close()
+
+        def _arm(self, ctx: Any, delay_ms: int) -> None:
+            at = ctx.timer_service().current_processing_time() + delay_ms
+            ctx.timer_service().register_processing_time_timer(at)
+            self.due.update(at)
+
+        def process_element(self, value: str, ctx: Any) -> Iterator[Any]:
+            due = self.due.value()
+            now = ctx.timer_service().current_processing_time()
+            # A pending check already covers this change (it reads the state of its own
+            # time); a "pending" one far in the past lost its timer somehow: re-arm.
+            if due is None or due < now - RETRY_MAX_MS:
+                self._arm(ctx, SETTLE_MS)
+            return iter(())
+
+        async def _judge(self, mint: str) -> list[Any]:
+            from api.nfts.reconcile import reconcile_mints
+
+            async with self.engine.connect() as conn:
+                return await reconcile_mints(conn, self.client, [mint])
+
+        def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+            from api.nfts.reconcile import IN_FLIGHT, MISMATCH, MISSING
+
+            if self.due.value() != timestamp:
+                return  # superseded (restored from a checkpoint with another schedule)
+            self.due.clear()
+            mint = ctx.get_current_key()
+            try:
+                results = self.loop.run_until_complete(self._judge(mint))
+            except Exception as exc:  # noqa: BLE001 - database/RPC down: retry, never crash
+                attempts = (self.attempts.value() or 0) + 1
+                self.attempts.update(attempts)
+                log.warning("reconcile %s failed (attempt %d): %s", mint, attempts, exc)
+                self._arm(ctx, retry_delay_ms(attempts))
+                return
+            self.attempts.clear()
+            for result in results:
+                if result.status == IN_FLIGHT:
+                    self._arm(ctx, RECHECK_MS)
+                    continue
+                if result.status in (MISMATCH, MISSING) and self.mismatches is not None:
+                    self.mismatches.inc()
+                yield Row(k=result.mint_address, v=result.value())
+
+    parsed = (ctx.kafka_source(NAME, [NFTS_TOPIC, CARDS_TOPIC])
+              .process(ResolveMints(), output_type=Types.STRING())
+              .uid(f"{NAME}-resolve").name(f"{NAME}: resolve mints"))
+    ctx.dlq(parsed.get_side_output(dlq_tag), NAME)
+    verdicts = (parsed.key_by(lambda mint: mint, key_type=Types.STRING())
+                .process(CheckMint(), output_type=keyed_type())
+                .uid(f"{NAME}-check").name(f"{NAME}: check on chain"))
+    ctx.keyed_sink(verdicts, CHAIN_RECONCILIATION, NAME)
+
+
+def _source_topic(raw: str | None) -> str:
+    """The CDC topic a message came from (the value-only source does not say; the envelope does)."""
+    try:
+        table = json.loads(raw or "")["source"]["table"]
+        return cdc_topic(str(table))
+    except (ValueError, KeyError, TypeError):
+        return f"{NFTS_TOPIC}|{CARDS_TOPIC}"
