@@ -22,6 +22,7 @@ costs latency, never correctness.
 
 import contextlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Select, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auctions.models import Auction, Bid
@@ -334,15 +335,28 @@ class Settlement:
     ends_at: datetime
 
 
+class SettlementFailed(Exception):
+    """Settling one auction failed (rolled back); the closer skips it for a while so one
+    bad auction cannot stall the ones ending after it."""
+
+    def __init__(self, auction_id: uuid.UUID) -> None:
+        super().__init__(f"settling auction {auction_id} failed")
+        self.auction_id = auction_id
+
+
 async def close_next_due(
-    session: AsyncSession, cache: CardCache, fee_bps: int
+    session: AsyncSession,
+    cache: CardCache,
+    fee_bps: int,
+    skip: Collection[uuid.UUID] = (),
 ) -> Settlement | None:
     """Claim one due auction nobody else is closing, settle it and commit; None if none.
 
     One auction per transaction keeps each settlement small and independent: a
-    failure rolls back that auction only, and another closer takes the next one.
+    failure rolls back that auction only (raised as :class:`SettlementFailed`), and
+    the caller can ``skip`` it on the next claims.
     """
-    auction = await session.scalar(
+    stmt = (
         select(Auction)
         .where(Auction.status == "active", Auction.ends_at <= func.clock_timestamp())
         .order_by(Auction.ends_at)
@@ -350,9 +364,27 @@ async def close_next_due(
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
+    if skip:
+        stmt = stmt.where(Auction.id.not_in(list(skip)))
+    auction = await session.scalar(stmt)
     if auction is None:
         await session.rollback()
         return None
+    auction_id = auction.id  # a rollback expires the object: keep the id for the report
+    try:
+        return await _settle(session, cache, fee_bps, auction)
+    except (OperationalError, InterfaceError):
+        raise  # the database went away or a lock conflict: transient, the worker backs off
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await session.rollback()
+        raise SettlementFailed(auction_id) from exc
+
+
+async def _settle(
+    session: AsyncSession, cache: CardCache, fee_bps: int, auction: Auction
+) -> Settlement:
+    """Sold (reserve met: pay from the held bid, move the card) or no_sale; commits."""
     card = (await lock_cards(session, [auction.card_id]))[0]
     winner, price = auction.current_bidder_id, auction.current_bid_cents
     reserve_met = price is not None and (

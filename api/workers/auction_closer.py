@@ -9,10 +9,16 @@ interval), so Redis only makes closing more punctual.
 """
 
 import time
+import uuid
 
 import structlog
 
-from api.auctions.service import close_next_due, drop_stale_hints, next_end_hint
+from api.auctions.service import (
+    SettlementFailed,
+    close_next_due,
+    drop_stale_hints,
+    next_end_hint,
+)
 from api.core.cache import get_card_cache
 from api.core.db import get_sessionmaker
 from api.workers.loop import Worker
@@ -21,16 +27,32 @@ from ece.settings import get_settings
 log = structlog.get_logger("api.workers.auction_closer")
 
 MIN_SLEEP_S = 0.01
+FAILED_RETRY_S = 30.0
 
 
 class AuctionCloser(Worker):
     name = "auctions"
 
+    def __init__(self, interval_s: float) -> None:
+        super().__init__(interval_s)
+        self.failing: dict[uuid.UUID, float] = {}  # auction id -> monotonic time to retry
+
     async def cycle(self) -> None:
         cache = get_card_cache()
         fee_bps = get_settings().fee_bps
+        now = time.monotonic()
+        self.failing = {a: t for a, t in self.failing.items() if t > now}
         async with get_sessionmaker()() as session:
-            while (settled := await close_next_due(session, cache, fee_bps)) is not None:
+            while True:
+                try:
+                    settled = await close_next_due(session, cache, fee_bps, self.failing)
+                except SettlementFailed as exc:
+                    log.exception("auction_settlement_failed", auction_id=str(exc.auction_id),
+                                  retry_in_s=FAILED_RETRY_S)
+                    self.failing[exc.auction_id] = time.monotonic() + FAILED_RETRY_S
+                    continue
+                if settled is None:
+                    return
                 lag_ms = round((time.time() - settled.ends_at.timestamp()) * 1000, 1)
                 log.info(
                     "auction_closed",

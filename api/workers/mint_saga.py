@@ -30,11 +30,14 @@ import uuid
 from functools import partial
 from typing import Any
 
+import httpx
 import structlog
 from solders.pubkey import Pubkey
 
+from api.cards.images import load_image
+from api.core.problems import Problem
 from api.nfts import platform_keys, service
-from api.nfts.arweave import ArweaveClient, InsufficientFunds, Wallet
+from api.nfts.arweave import ArweaveClient, GatewayUnavailable, InsufficientFunds, Wallet
 from api.nfts.chain import (
     TransactionFailed,
     deterministic_mint_keypair,
@@ -58,6 +61,7 @@ from api.nfts.runtime import (
     sweep_loop,
     with_retries,
 )
+from api.storage import get_object_store
 from ece.contracts.topics import cdc_topic
 from ece.settings import Settings
 
@@ -101,17 +105,6 @@ def onchain_name(name: str) -> str:
     return name if len(name) <= MAX_ONCHAIN_NAME else name[: MAX_ONCHAIN_NAME - 1] + "…"
 
 
-def card_image_uri(card: dict[str, Any]) -> str:
-    """The card image on Arweave, when the image store can provide one; else "".
-
-    The encrypted image store (``PUT /cards/{id}/image``) keeps images private
-    under ``data/objects``; publishing one to Arweave is its owner's decision and
-    has no API yet, so the metadata's ``image`` stays empty for now.
-    """
-    _ = card
-    return ""
-
-
 class MintSaga:
     """The saga's steps for one NFT at a time (the scheduler runs several in parallel)."""
 
@@ -127,6 +120,8 @@ class MintSaga:
         self.seed = platform_keys.mint_seed(settings)
         self.wallet: Wallet | None = None
         self.dead_letters = DeadLetters(settings)
+        self.store = get_object_store(settings)
+        self.graphql = httpx.AsyncClient(base_url=self.gateway, timeout=15)
 
     async def start(self) -> None:
         """Load keys (the Arweave wallet is RSA-4096: generated off the loop) and funding.
@@ -153,6 +148,7 @@ class MintSaga:
         await self.dead_letters.flush()
         await self.solana.close()
         await self.arweave.aclose()
+        await self.graphql.aclose()
         await self.engine.dispose()
 
     # --- one NFT ------------------------------------------------------------------
@@ -204,25 +200,81 @@ class MintSaga:
             if status.state != "not_found":
                 return view.metadata_uri
             log.warning("recorded_upload_missing", nft_id=str(view.nft_id), uri=view.metadata_uri)
-        document = metadata_document(view.card, card_image_uri(view.card))
+        document = metadata_document(view.card, await self._image(view))
         data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-        tags = {
-            "Content-Type": "application/json",
+        tx = await self.arweave.create_transaction(
+            data, {"Content-Type": "application/json", **self._tags(view, "metadata")}, self.wallet
+        )
+        uri = f"{self.gateway}/{tx.id}"
+        await service.record_metadata_uri(session, view.nft_id, uri)
+        await self._post(tx)
+        log.info("metadata_uploaded", nft_id=str(view.nft_id), uri=uri)
+        crash_point("after_upload", view.nft_id)
+        return uri
+
+    def _tags(self, view: service.SagaView, kind: str) -> dict[str, str]:
+        """Deterministic tags: every upload of an NFT can be found again on the gateway."""
+        return {
             "App-Name": "ECE",
+            "ECE-Kind": kind,
             "ECE-NFT-Id": str(view.nft_id),
             "ECE-Card-Id": str(view.card_id),
         }
-        tx = await self.arweave.create_transaction(data, tags, self.wallet)
-        uri = f"{self.gateway}/{tx.id}"
-        await service.record_metadata_uri(session, view.nft_id, uri)
+
+    async def _post(self, tx: Any) -> None:
+        assert self.wallet is not None
         try:
             await self.arweave.post(tx)
         except InsufficientFunds:
             await platform_keys.ensure_arweave_funded(self.arweave, self.wallet, int(tx.reward))
             await self.arweave.post(tx)  # the same signed transaction: still one upload
-        log.info("metadata_uploaded", nft_id=str(view.nft_id), uri=uri)
-        crash_point("after_upload", view.nft_id)
-        return uri
+
+    async def _image(self, view: service.SagaView) -> str:
+        """The card image published on Arweave (``""`` when the card has none).
+
+        The image store keeps images encrypted; the NFT's image is public by nature,
+        so minting publishes the decrypted bytes once. Its transaction cannot be
+        recorded before posting (no column for it), so a crash between posting it and
+        recording the metadata is covered by finding it again through its tags
+        (``ECE-Kind: image`` + the object key) before uploading.
+        """
+        assert self.wallet is not None
+        object_key = view.card.get("image_object_key")
+        if not object_key:
+            return ""
+        tags = {**self._tags(view, "image"), "ECE-Image-Key": str(object_key)}
+        found = await self._find_upload(tags)
+        if found is not None:
+            return f"{self.gateway}/{found}"
+        try:
+            data, content_type = await load_image(self.store, str(object_key))
+        except Problem as exc:  # 404: the card names an object the store does not have
+            raise service.PermanentMintError(f"card image {object_key}: {exc.detail}") from exc
+        tx = await self.arweave.create_transaction(
+            data, {"Content-Type": content_type, **tags}, self.wallet
+        )
+        await self._post(tx)
+        log.info("image_uploaded", nft_id=str(view.nft_id), tx=tx.id, bytes=len(data))
+        return f"{self.gateway}/{tx.id}"
+
+    async def _find_upload(self, tags: dict[str, str]) -> str | None:
+        """Our wallet's transaction carrying all ``tags`` (gateway GraphQL), if any."""
+        assert self.wallet is not None
+        query = (
+            "query($owners: [String!], $tags: [TagFilter!]) { transactions(owners: $owners, "
+            "tags: $tags, first: 1) { edges { node { id } } } }"
+        )
+        variables = {
+            "owners": [self.wallet.address],
+            "tags": [{"name": k, "values": [v]} for k, v in tags.items()],
+        }
+        response = await self.graphql.post("/graphql", json={"query": query,
+                                                              "variables": variables})
+        if response.status_code >= 500 or response.status_code == 429:
+            raise GatewayUnavailable(f"graphql: HTTP {response.status_code}")
+        response.raise_for_status()
+        edges = response.json()["data"]["transactions"]["edges"]
+        return str(edges[0]["node"]["id"]) if edges else None
 
     async def _mint(self, session: Any, view: service.SagaView) -> None:
         intent = await service.prepare_mint(session, view.nft_id)

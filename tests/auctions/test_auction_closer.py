@@ -51,12 +51,17 @@ def settled(db: Db, auction_id: str) -> dict[str, Any]:
     }
 
 
-def wait_ended(db: Db, auction_ids: list[str], timeout: float = 10) -> None:
-    wait_for(
-        lambda: db.value("SELECT count(*) FROM auctions WHERE id = ANY(%s::uuid[]) "
-                         "AND status = 'ended'", auction_ids) == len(auction_ids),
-        timeout, f"{len(auction_ids)} auctions to end",
-    )
+def wait_ended(db: Db, auction_ids: list[str], settings: Settings, timeout: float = 10) -> None:
+    """Wait until all ended; on timeout the assertion carries the workers' log tail."""
+    try:
+        wait_for(
+            lambda: db.value("SELECT count(*) FROM auctions WHERE id = ANY(%s::uuid[]) "
+                             "AND status = 'ended'", auction_ids) == len(auction_ids),
+            timeout, f"{len(auction_ids)} auctions to end",
+        )
+    except AssertionError as exc:
+        tail = (settings.logs_dir / "workers.log").read_text(errors="replace")[-4000:]
+        raise AssertionError(f"{exc}\nworkers.log tail:\n{tail}") from None
 
 
 def closed_in_time(trace: dict[str, Any]) -> timedelta:
@@ -88,7 +93,7 @@ async def test_sold_and_no_sale_settle_within_two_seconds(
     with running_workers(settings):
         for aid in (sold, unmet, quiet):
             set_ends_in(db, aid, 1.0)
-        wait_ended(db, [sold, unmet, quiet])
+        wait_ended(db, [sold, unmet, quiet], settings)
 
     fee = 10_000 * FEE_BPS // 10_000
     trace = settled(db, sold)
@@ -151,7 +156,7 @@ async def test_sigkill_mid_settlement_then_restart_closes_exactly_once(
         assert db.value("SELECT status FROM auctions WHERE id = %s", auctions[0]) == "active"
         blocker.rollback()  # the orphaned backend finishes its statement, finds no client, aborts
         worker.start()  # the same part restarted: a new process
-        wait_ended(db, auctions)
+        wait_ended(db, auctions, settings)
 
     for aid in auctions:
         trace = settled(db, aid)
@@ -178,7 +183,7 @@ async def test_two_worker_processes_settle_each_auction_once(
         pids = {p.pid for p in parts}
         db.rows("UPDATE auctions SET ends_at = clock_timestamp() + interval '1 second' "
                 "WHERE id = ANY(%s::uuid[]) RETURNING id", auctions)
-        wait_ended(db, auctions)
+        wait_ended(db, auctions, settings)
 
     for aid in auctions:
         trace = settled(db, aid)
@@ -189,3 +194,38 @@ async def test_two_worker_processes_settle_each_auction_once(
     closers = [json.loads(line) for line in lines if b'"auction_closed"' in line]
     closed_by = {c["auction_id"]: c["pid"] for c in closers if c["auction_id"] in auctions}
     assert set(closed_by) == set(auctions) and set(closed_by.values()) <= pids
+
+
+def _move_held(db: Db, user_id: str, cents: int) -> None:
+    """A balanced manual adjustment moving ``cents`` from held to available (negative:
+    back). It breaks what a settlement relies on, to make one auction unsettleable."""
+    db.rows(
+        "WITH tx AS (INSERT INTO ledger_transactions (kind) VALUES ('adjustment') RETURNING id) "
+        "INSERT INTO ledger_entries (transaction_id, account_id, amount_cents) "
+        "SELECT tx.id, a.id, CASE a.kind WHEN 'user_held' THEN -%s ELSE %s END "
+        "FROM tx, ledger_accounts a WHERE a.user_id = %s RETURNING id",
+        cents, cents, user_id,
+    )
+
+
+async def test_an_unsettleable_auction_does_not_stall_the_others(
+    client: httpx.AsyncClient, admin: Account, settings: Settings, people: dict[str, Account],
+    db: Db,
+) -> None:
+    seller, alice = people["seller"], await register_and_login(client)
+    await fund(client, admin, alice.id, 10_000)
+    broken, fine = [(await create_auction(client, seller, await new_card(client, admin, seller.id)))
+                    ["id"] for _ in range(2)]
+    assert (await bid(client, alice, broken, 4000)).status_code == 201
+    assert (await bid(client, people["bob"], fine, 4000)).status_code == 201
+    _move_held(db, alice.id, 4000)  # alice's hold is gone: paying from it must fail
+    try:
+        with running_workers(settings):
+            set_ends_in(db, broken, 0.2)
+            set_ends_in(db, fine, 0.5)  # ends after the broken one, which is claimed first
+            wait_ended(db, [fine], settings)
+            closed_in_time(settled(db, fine))
+            assert db.value("SELECT status FROM auctions WHERE id = %s", broken) == "active"
+            assert settled(db, broken)["settlements"] == 0
+    finally:
+        _move_held(db, alice.id, -4000)  # restore; a later closer settles it normally
