@@ -104,13 +104,22 @@ def _stale(counts: Counter[str], active: str) -> int:
     return sum(n for key_id, n in counts.items() if key_id != active)
 
 
+def _platform_purpose() -> str:
+    try:
+        from api.nfts.platform_keys import PURPOSE
+    except ImportError:  # pragma: no cover - before the mint saga lands
+        return "platform-keys"
+    return PURPOSE
+
+
 def _rings(settings: Settings) -> dict[str, Keyring]:
+    """One keyring per HKDF purpose, keyed by the names the status report uses."""
     custody = custody_cipher(settings)
     assert isinstance(custody, Keyring)
     return {
         "custody": custody,
         "images": image_cipher(settings),
-        "platform-keys": keyring(settings, "platform-keys"),
+        "platform-keys": keyring(settings, _platform_purpose()),
     }
 
 
