@@ -33,6 +33,7 @@ from api.core.problems import PROBLEM_JSON, install_problem_handlers
 from api.core.ratelimit import RateLimitMiddleware
 from api.ledger.router import router as ledger_router
 from api.market.router import router as market_router
+from api.nfts.router import router as nfts_router
 from api.portfolio.router import router as portfolio_router
 from api.trades.router import router as trades_router
 from api.users.router import router as users_router
@@ -156,6 +157,7 @@ def create_app() -> FastAPI:
     v1.include_router(wallets_router)
     v1.include_router(trades_router)
     v1.include_router(auctions_router)
+    v1.include_router(nfts_router)
     v1.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(v1)
     app.include_router(health_router, include_in_schema=False)

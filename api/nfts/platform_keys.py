@@ -63,15 +63,10 @@ class PlatformKeyUnfunded(RuntimeError):
     """A platform key on a real network has too little balance: an operator must fund it."""
 
 
-def _cipher(settings: Settings) -> crypto.EnvelopeCipher:
-    """The custody keyring under this module's purpose (rotation-aware when available)."""
-    keyring = getattr(crypto, "keyring", None)
-    if keyring is not None:
-        cipher: crypto.EnvelopeCipher = keyring(settings, PURPOSE)
-        return cipher
-    return crypto.EnvelopeCipher.from_secret(
-        settings.secret("custody_kek", settings.custody_kek), PURPOSE
-    )
+def _cipher(settings: Settings) -> crypto.Keyring:
+    """The KEK keyring under this module's purpose: seals with the active KEK version,
+    opens with any configured one (``ece keys rotate`` then calls :func:`rewrap`)."""
+    return crypto.keyring(settings, PURPOSE)
 
 
 def key_path(settings: Settings, name: str) -> Path:
@@ -87,9 +82,7 @@ def _open(settings: Settings, name: str, record: dict[str, Any]) -> bytes:
     cipher = _cipher(settings)
     blob = base64.b64decode(record["sealed"])
     try:
-        if isinstance(cipher, getattr(crypto, "Keyring", ())):
-            return cipher.open(blob, _aad(name), key_id=record.get("key_id"))  # type: ignore[call-arg]
-        return cipher.open(blob, _aad(name))
+        return cipher.open(blob, _aad(name), key_id=record.get("key_id"))
     except crypto.DecryptionError as exc:
         raise PlatformKeyError(
             f"platform key {name!r} ({key_path(settings, name)}) does not open with the "

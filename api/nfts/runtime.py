@@ -62,17 +62,22 @@ EPOCH_CHECK_SECONDS = 30.0
 # --- test hook ------------------------------------------------------------------------
 
 
-def crash_point(step: str) -> None:
-    """TEST HOOK: ``ECE_TEST_CRASH_AT=<step>`` makes the worker SIGKILL itself here.
+def crash_point(step: str, key: object = None) -> None:
+    """TEST HOOK: ``ECE_TEST_CRASH_AT=<step>[:<id>]`` makes the worker SIGKILL itself here.
 
     Steps: ``after_upload`` (metadata posted to Arweave, saga not yet moved on),
     ``after_mint_send`` (mint confirmed on chain, not yet recorded as minted),
-    ``after_transfer_send`` (transfer confirmed, not yet recorded). A real
+    ``after_transfer_send`` (transfer confirmed, not yet recorded). With ``:<id>``
+    only the NFT (or card, for transfers) with that id triggers it. A real
     ``kill -9`` at the worst moment, used by tests/nfts to prove that a restarted
-    worker uploads once and mints once. Ignored when ``ECE_ENV=prod``.
+    worker uploads once, mints once and transfers once. Ignored when ``ECE_ENV=prod``.
     """
-    if os.environ.get(CRASH_ENV) == step and os.environ.get("ECE_ENV") != "prod":
-        log.warning("test_crash_point", step=step, pid=os.getpid())
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted or os.environ.get("ECE_ENV") == "prod":
+        return
+    name, _, only = wanted.partition(":")
+    if name == step and (not only or only == str(key)):
+        log.warning("test_crash_point", step=step, key=str(key), pid=os.getpid())
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -458,7 +463,7 @@ async def with_retries(
 
     async for attempt in AsyncRetrying(
         retry=should_retry,
-        wait=wait_exponential_jitter(initial=0.5, max=15.0, jitter=1.0),
+        wait=wait_exponential_jitter(multiplier=0.5, max=15.0, jitter=1.0),
         stop=stop_after_delay(budget_seconds),
         sleep=lambda seconds: sleep_or_stop(stop, seconds),
         before_sleep=note,
