@@ -14,8 +14,12 @@ class after taking a later one:
 2. the business row the request is about, with ``SELECT ... FOR UPDATE``:
    the listing, the auction, or the trade offer (one per transaction);
 3. cards, all at once in id order (:func:`lock_cards`);
-4. ledger accounts, all at once in id order (``api.ledger.service.lock_accounts``;
-   each ledger building block locks its own accounts the same way);
+4. ledger accounts: the users' accounts all at once in id order
+   (``api.ledger.service.lock_accounts``; each ledger building block locks its own
+   accounts the same way), then the platform account a movement touches
+   (``platform_fees``, ``external_deposits``), locked by the entry that moves it.
+   Every sale and deposit shares those rows, so move money as the last write
+   before the audit event to hold them for the shortest time;
 5. the audit chain's advisory lock (``api.core.audit.record``), last, held until
    COMMIT.
 

@@ -6,15 +6,19 @@ deferred trigger refuses an unbalanced transaction at COMMIT; see ``models.py``)
 These functions never commit: the calling service owns the transaction, so a
 purchase's payment, card transfer and audit event commit together or not at all.
 
-Locking. Each function locks the account rows it touches with ``SELECT ... FOR
-UPDATE ... ORDER BY id`` before inserting entries, so the balance it checks is the
-balance it moves, and two transactions always lock accounts in the same (id)
-order and cannot deadlock on them. A transaction that moves money for several
-users through *several* calls (a bid that releases the previous leader's hold and
-holds the new bidder's amount) must first call :func:`lock_accounts` with every
-user involved: otherwise its second call could lock an account with a smaller id
-than one it already holds. The global lock order of the whole API is documented
-in ``api/cards/ownership.py`` (accounts come after the business row and cards).
+Locking. Each function locks the account rows it touches with one ``SELECT ... FOR
+UPDATE`` before inserting entries, so the balance it checks is the balance it moves.
+The order is fixed: user accounts by id, then the platform accounts
+(``platform_fees``, ``external_deposits``) by id, so two transactions cannot
+deadlock on accounts. Platform accounts come last because every sale and deposit
+touches them: they are the hottest rows of the system, and a caller that moves money
+as its last write before the audit event holds them only for the commit. A
+transaction that moves money for several users through *several* calls (a bid that
+releases the previous leader's hold and holds the new bidder's amount) must first
+call :func:`lock_accounts` with every user involved: otherwise its second call could
+lock an account with a smaller id than one it already holds. The global lock order
+of the whole API is documented in ``api/cards/ownership.py`` (accounts come after
+the business row and cards).
 """
 
 import uuid
@@ -22,8 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from api.core.audit import AuditContext, record
 from api.core.pagination import decode_cursor, encode_cursor
@@ -65,62 +70,82 @@ def insufficient_funds(detail: str = "not enough available balance") -> Problem:
 
 @dataclass(frozen=True)
 class LockedAccount:
-    """An account row as read under its row lock (the balance is current)."""
+    """A user account row as read under its row lock (the balance is current)."""
 
     id: uuid.UUID
-    user_id: uuid.UUID | None
+    user_id: uuid.UUID
     kind: str
     balance_cents: int
 
 
 class Accounts:
-    """Locked accounts by ``(user_id, kind)``; platform accounts have ``user_id`` None."""
+    """Locked user accounts by ``(user_id, kind)`` and platform account ids by kind."""
 
-    def __init__(self, rows: Iterable[LockedAccount]) -> None:
+    def __init__(self, rows: Iterable[LockedAccount], platform: dict[str, uuid.UUID]) -> None:
         self.by_key = {(r.user_id, r.kind): r for r in rows}
+        self.platform = platform
 
-    def get(self, user_id: uuid.UUID | None, kind: str) -> LockedAccount:
+    def get(self, user_id: uuid.UUID, kind: str) -> LockedAccount:
         try:
             return self.by_key[(user_id, kind)]
         except KeyError:
             raise LookupError(f"no {kind} ledger account for user {user_id}") from None
 
+    def platform_id(self, kind: str) -> uuid.UUID:
+        try:
+            return self.platform[kind]
+        except KeyError:
+            raise LookupError(f"platform account {kind} not resolved") from None
+
 
 async def lock_accounts(
     session: AsyncSession, user_ids: Iterable[uuid.UUID], platform_kinds: Iterable[str] = ()
 ) -> Accounts:
-    """Lock both accounts of every user (and the named platform accounts) in id order.
+    """Lock both accounts of every user in id order; resolve the named platform accounts.
 
-    One statement: PostgreSQL locks rows as they leave the sort, so the order is
-    the id order whatever the plan. Re-locking rows this transaction already holds
-    is free, so calling this more than once per transaction is fine.
+    One statement: PostgreSQL locks rows as they leave the sort, so the order is the
+    id order whatever the plan. Re-locking rows this transaction already holds is
+    free, so calling this more than once per transaction is fine.
+
+    Platform accounts are looked up (scalar sub-selects, which ``FOR UPDATE OF``
+    does not lock) but not locked here: the entry that moves them locks them, as the
+    last ledger lock of the transaction. Nothing reads their balance, and every
+    sale and deposit shares them, so they are held from the entry to the COMMIT only.
     """
     users = sorted(set(user_ids))
     kinds = sorted(set(platform_kinds))
-    conditions: list[ColumnElement[bool]] = []
-    if users:
-        conditions.append(LedgerAccount.user_id.in_(users))
-    if kinds:
-        conditions.append(and_(LedgerAccount.user_id.is_(None), LedgerAccount.kind.in_(kinds)))
-    if not conditions:
-        return Accounts(())
+    platform = aliased(LedgerAccount)
+    lookups = [
+        select(platform.id)
+        .where(platform.user_id.is_(None), platform.kind == kind)
+        .scalar_subquery()
+        .label(kind)
+        for kind in kinds
+    ]
+    if not users:
+        ids = (await session.execute(select(*lookups))).one() if lookups else ()
+        return Accounts((), dict(zip(kinds, ids, strict=True)))
     stmt = (
         select(
             LedgerAccount.id,
             LedgerAccount.user_id,
             LedgerAccount.kind,
             LedgerAccount.balance_cents,
+            *lookups,
         )
-        .where(or_(*conditions))
+        .where(LedgerAccount.user_id.in_(users))
         .order_by(LedgerAccount.id)
-        .with_for_update()
+        .with_for_update(of=LedgerAccount)
     )
-    rows = [LockedAccount(*row) for row in (await session.execute(stmt)).all()]
-    found_users = {r.user_id for r in rows if r.user_id is not None}
-    missing = set(users) - found_users
+    rows = (await session.execute(stmt)).all()
+    locked = [LockedAccount(r[0], r[1], r[2], r[3]) for r in rows if r[1] is not None]
+    missing = set(users) - {r.user_id for r in locked}
     if missing:
         raise LookupError(f"no ledger accounts for users {sorted(map(str, missing))}")
-    return Accounts(rows)
+    resolved = dict(zip(kinds, rows[0][4:], strict=True))
+    if any(v is None for v in resolved.values()):
+        raise LookupError(f"platform accounts missing: {resolved}")
+    return Accounts(locked, resolved)
 
 
 async def _post(
@@ -179,22 +204,22 @@ async def deposit(
     _require_positive("amount_cents", amount_cents)
     accounts = await lock_accounts(session, [user_id], [EXTERNAL_DEPOSITS])
     user = accounts.get(user_id, AVAILABLE)
-    external = accounts.get(None, EXTERNAL_DEPOSITS)
     entries = await _post(
         session,
         "deposit",
         deposit_reference_id(reference),
-        [(external.id, -amount_cents), (user.id, amount_cents)],
+        # the platform leg last: it locks the shared external_deposits row
+        [(user.id, amount_cents), (accounts.platform_id(EXTERNAL_DEPOSITS), -amount_cents)],
     )
     await record(
         session,
         ctx,
         "ledger.deposit",
         "ledger_transaction",
-        entries[1].transaction_id,
+        entries[0].transaction_id,
         {"user_id": str(user_id), "amount_cents": amount_cents, "reference": reference},
     )
-    return entries[1]
+    return entries[0]
 
 
 DEPOSIT_NAMESPACE = uuid.UUID("6f1c3a52-6c55-4a43-9d3e-2f7c8b1d0e01")
@@ -284,7 +309,7 @@ async def pay(
         [
             (source.id, -price_cents),
             (accounts.get(seller_id, AVAILABLE).id, price_cents - fee_cents),
-            (accounts.get(None, PLATFORM_FEES).id, fee_cents),
+            (accounts.platform_id(PLATFORM_FEES), fee_cents),  # last: locks the hot row
         ],
     )
 

@@ -140,7 +140,6 @@ async def purchase(
     price = listing.price_cents
     fee = ledger.fee_for(price, get_settings().fee_bps)
     sale_id = uuid.uuid4()
-    await ledger.pay(session, buyer.id, listing.seller_id, price, fee, "sale", sale_id)
     listing.status = "sold"
     await session.flush()
     sale = await session.scalar(
@@ -160,6 +159,10 @@ async def purchase(
     await transfer_card(session, card, buyer.id, "sale", sale.id, price, "sale")
     if idem is not None:
         await idem.save(session, sale)
+    # Money last: the platform_fees row is shared by every sale, so it is locked only
+    # for the audit append and the COMMIT. A short balance raises insufficient_funds
+    # here and the rollback undoes the writes above (and the stored answer).
+    await ledger.pay(session, buyer.id, listing.seller_id, price, fee, "sale", sale.id)
     await record(
         session,
         ctx,

@@ -1,0 +1,280 @@
+"""P2: purchases per second through `POST /listings/{id}/purchase` against pgbench
+running the same SQL transaction on the same database with the same client count.
+
+The pgbench script (``PGBENCH_SCRIPT``, written to a temporary file at run time)
+does what one purchase does in the database, in the same order: lock the listing,
+lock the card, mark the listing sold, insert the sale, move the card (the version
+trigger fires), append history and a valuation, then lock the buyer's and seller's
+accounts, insert the ledger transaction and its three entries (the triggers move the
+balances and check the sum at COMMIT; the platform-fee leg comes last, which locks
+that shared row), and append a hash-chained audit event under the audit advisory
+lock. What the API adds on top is the price of HTTP, authentication (token + user
+row + session check), the ORM, and the Redis cache write after COMMIT: the ratio
+measures that overhead.
+
+Both runs use separate, pre-seeded listings (every purchase buys a fresh one), the
+same buyers and sellers, and the same client count, one after the other in one run.
+Rate limiting is switched off for the API (``ECE_RATE_LIMIT_ENABLED=0``): the
+benchmark measures the purchase path, not the limiter.
+
+    uv run python -m bench.bench_p2_purchase
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from bench.harness import LoadResult, run_load, throwaway_platform
+
+CLIENTS = 16
+SECONDS = 10.0
+BUYERS = 16
+SELLERS = 16
+API_LISTINGS = 8_000
+PG_LISTINGS = 40_000
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+PASSWORD = "bench-password-1"
+
+PGBENCH_SCRIPT = r"""
+\set b random(1, :nbuyers)
+SELECT listing_id AS lid FROM bench_pg_queue WHERE n = (SELECT nextval('bench_pg_seq')) \gset
+SELECT user_id AS buyer FROM bench_buyers WHERE n = :b \gset
+BEGIN;
+SELECT card_id AS cid, seller_id AS seller, price_cents AS price, status AS lstatus
+  FROM listings WHERE id = ':lid' FOR UPDATE \gset
+SELECT owner_id, status, version FROM cards WHERE id = ':cid' FOR UPDATE;
+SELECT gen_random_uuid() AS sale, gen_random_uuid() AS tx, :price * :bps / 10000 AS fee \gset
+UPDATE listings SET status = 'sold' WHERE id = ':lid' RETURNING updated_at;
+INSERT INTO sales (id, listing_id, card_id, buyer_id, seller_id, price_cents, fee_cents)
+VALUES (':sale', ':lid', ':cid', ':buyer', ':seller', :price, :fee) RETURNING created_at;
+UPDATE cards SET owner_id = ':buyer', status = 'available' WHERE id = ':cid'
+RETURNING version, updated_at;
+INSERT INTO card_history (id, card_id, from_user_id, to_user_id, reason, reference_id)
+VALUES (gen_random_uuid(), ':cid', ':seller', ':buyer', 'sale', ':sale') RETURNING at;
+INSERT INTO card_valuations (id, card_id, value_cents, source)
+VALUES (gen_random_uuid(), ':cid', :price, 'sale') RETURNING at;
+SELECT a.id, a.balance_cents, (SELECT p.id FROM ledger_accounts p
+        WHERE p.user_id IS NULL AND p.kind = 'platform_fees') AS fee_account
+  FROM ledger_accounts a WHERE a.user_id IN (':buyer', ':seller')
+ ORDER BY a.id FOR UPDATE OF a;
+INSERT INTO ledger_transactions (id, kind, reference_id) VALUES (':tx', 'sale', ':sale');
+INSERT INTO ledger_entries (id, transaction_id, account_id, amount_cents)
+SELECT gen_random_uuid(), ':tx', a.id, v.amount
+  FROM (VALUES (':buyer'::uuid, 'user_available', -:price),
+               (':seller'::uuid, 'user_available', :price - :fee),
+               (NULL::uuid, 'platform_fees', :fee)) AS v(user_id, kind, amount)
+  JOIN ledger_accounts a ON a.user_id IS NOT DISTINCT FROM v.user_id AND a.kind = v.kind;
+SELECT pg_advisory_xact_lock(7310002);
+SELECT coalesce((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1), repeat('0', 64))
+    AS prev \gset
+INSERT INTO audit_events (actor_id, action, entity, entity_id, ip, details, at, prev_hash, hash)
+VALUES (':buyer', 'listing.purchase', 'sale', ':sale', '127.0.0.1',
+        jsonb_build_object('listing_id', ':lid', 'card_id', ':cid', 'price_cents', :price),
+        now(), ':prev',
+        encode(sha256(convert_to(':prev' || ':sale' || clock_timestamp()::text, 'UTF8')), 'hex'));
+END;
+"""
+
+
+SEED_SQL = (
+    """CREATE TEMP TABLE s AS
+       SELECT g, gen_random_uuid() AS card_id, gen_random_uuid() AS listing_id,
+              (%(sellers)s::uuid[])[1 + g %% cardinality(%(sellers)s::uuid[])] AS seller
+         FROM generate_series(1, %(total)s) g""",
+    """INSERT INTO cards (id, name, set_name, number, rarity, owner_id, status)
+       SELECT card_id, 'Bench ' || g, 'Bench', g::text, 'rare', seller, 'listed' FROM s""",
+    """INSERT INTO card_history (card_id, from_user_id, to_user_id, reason)
+       SELECT card_id, NULL, seller, 'issue' FROM s""",
+    """INSERT INTO listings (id, card_id, seller_id, price_cents)
+       SELECT listing_id, card_id, seller, 1000 + (g * 7919) %% 9000 FROM s""",
+    "CREATE TABLE bench_pg_queue (n bigint PRIMARY KEY, listing_id uuid NOT NULL)",
+    """INSERT INTO bench_pg_queue SELECT g - %(api)s, listing_id FROM s WHERE g > %(api)s""",
+    "CREATE SEQUENCE bench_pg_seq",
+    "CREATE TABLE bench_buyers (n int PRIMARY KEY, user_id uuid NOT NULL)",
+    """INSERT INTO bench_buyers
+       SELECT row_number() OVER (), u FROM unnest(%(buyers)s::uuid[]) u""",
+)
+
+
+def _users(api: str) -> tuple[list[tuple[str, str]], list[str], str]:
+    """Buyers (id, token), seller ids, and the admin token."""
+    from ece.cli.admin import _create  # the `ece admin create` service call
+
+    asyncio.run(_create("bench@example.com", "bench", PASSWORD))
+    with httpx.Client(base_url=api, timeout=30) as client:
+
+        def login(name: str) -> str:
+            r = client.post("/auth/login", json={"login": name, "password": PASSWORD})
+            r.raise_for_status()
+            return str(r.json()["access_token"])
+
+        def register(name: str) -> str:
+            r = client.post(
+                "/auth/register",
+                json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
+            )
+            r.raise_for_status()
+            return str(r.json()["id"])
+
+        admin = login("bench")
+        buyers = []
+        for i in range(BUYERS):
+            uid = register(f"buyer{i}")
+            buyers.append((uid, login(f"buyer{i}")))
+            r = client.post(
+                "/admin/deposits",
+                headers={"Authorization": f"Bearer {admin}"},
+                json={"user_id": uid, "amount_cents": 10**11, "reference": "bench"},
+            )
+            r.raise_for_status()
+        sellers = [register(f"seller{i}") for i in range(SELLERS)]
+    return buyers, sellers, admin
+
+
+def _seed(url: str, sellers: list[str], buyers: list[str]) -> list[str]:
+    """Cards already issued and listed (issue history included), split into the API's
+    listings (returned) and pgbench's queue; plain SQL because setup is not measured."""
+    total = API_LISTINGS + PG_LISTINGS
+    with psycopg.connect(url, autocommit=True) as conn:
+        params = {"sellers": sellers, "buyers": buyers, "total": total, "api": API_LISTINGS}
+        for statement in SEED_SQL:
+            conn.execute(statement, params)
+        rows = conn.execute("SELECT listing_id FROM s WHERE g <= %s ORDER BY g", (API_LISTINGS,))
+        listings = [str(r[0]) for r in rows.fetchall()]
+        conn.execute("VACUUM ANALYZE")
+    return listings
+
+
+def _api_run(
+    api: str, buyers: list[tuple[str, str]], listings: list[str]
+) -> tuple[LoadResult, int]:
+    """The measured run and the number of requests sent in all (warm-up included)."""
+    pending = iter(listings)
+    sent = itertools.count()
+    tokens = itertools.cycle([token for _, token in buyers])
+
+    def purchase(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
+        next(sent)
+        return client.post(
+            f"{api}/listings/{next(pending)}/purchase",
+            headers={"Authorization": f"Bearer {next(tokens)}"},
+        )
+
+    run_load(purchase, CLIENTS, 1.5)  # warm-up: connections, pools, prepared plans
+    result = run_load(purchase, CLIENTS, SECONDS)
+    return result, next(sent)
+
+
+def _pgbench_run(url: str, fee_bps: int) -> tuple[float, list[float], int]:
+    """(transactions/s, per-transaction latencies in ms, failed clients)."""
+    with tempfile.TemporaryDirectory(prefix="ece-p2-") as tmp:
+        script = Path(tmp) / "purchase.sql"
+        script.write_text(PGBENCH_SCRIPT)
+        base = [PGBENCH, "-n", "-f", str(script), "-D", f"nbuyers={BUYERS}", "-D", f"bps={fee_bps}"]
+        base += ["-c", str(CLIENTS)]
+        base += ["-j", "2"]
+        warm = subprocess.run([*base, "-T", "2", url], capture_output=True, text=True)
+        if warm.returncode != 0:
+            raise RuntimeError(f"pgbench failed:\n{warm.stdout[-3000:]}\n{warm.stderr[-3000:]}")
+        prefix = Path(tmp) / "log"
+        out = subprocess.run(
+            [*base, "-T", str(int(SECONDS)), "-l", "--log-prefix", str(prefix), url],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        tps = next(
+            float(line.split("=")[1].split()[0])
+            for line in out.stdout.splitlines()
+            if line.startswith("tps")
+        )
+        latencies = []
+        for log in Path(tmp).glob("log*"):
+            for line in log.read_text().splitlines():
+                latencies.append(int(line.split()[2]) / 1000)  # microseconds -> ms
+        aborted = out.stdout.count("aborted") + out.stderr.count("aborted")
+        if out.returncode != 0:
+            print(out.stdout[-2000:], out.stderr[-2000:])
+    return tps, latencies, aborted
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """User+system CPU of every process in a process group (the uvicorn server)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _p(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _check(url: str) -> tuple[int, int, int]:
+    """(ledger sum, double sales, negative user balances) after both runs."""
+    with psycopg.connect(url) as conn:
+        total = conn.execute("SELECT coalesce(sum(balance_cents), 0) FROM ledger_accounts")
+        ledger_sum = int(total.fetchone()[0])  # type: ignore[index]
+        doubles = conn.execute(
+            "SELECT count(*) FROM (SELECT card_id FROM sales GROUP BY listing_id, card_id "
+            "HAVING count(*) > 1) d"
+        ).fetchone()[0]  # type: ignore[index]
+        negative = conn.execute(
+            "SELECT count(*) FROM ledger_accounts WHERE user_id IS NOT NULL AND balance_cents < 0"
+        ).fetchone()[0]  # type: ignore[index]
+    return ledger_sum, int(doubles), int(negative)
+
+
+def main() -> None:
+    os.environ["ECE_RATE_LIMIT_ENABLED"] = "0"
+    with throwaway_platform("api") as platform:
+        api = platform.part("api").url
+        url = platform.settings.database_url
+        buyers, sellers, _admin = _users(api)
+        listings = _seed(url, sellers, [uid for uid, _ in buyers])
+        process = getattr(platform.part("api"), "process", None)
+        pgid = process.proc.pid if process is not None and process.proc is not None else 0
+        cpu_before = _group_cpu_seconds(pgid)
+        ours, requests = _api_run(api, buyers, listings)
+        api_cpu = _group_cpu_seconds(pgid) - cpu_before
+        tps, pg_latencies, aborted = _pgbench_run(url, platform.settings.fee_bps)
+        ledger_sum, doubles, negative = _check(url)
+        workers = platform.settings.api_workers
+    print(
+        f"P2 purchase, {CLIENTS} concurrent clients, {SECONDS:.0f} s each, "
+        f"{workers} uvicorn worker(s), {BUYERS} buyers, {SELLERS} sellers"
+    )
+    print(ours.line("POST /listings/{id}/purchase"))
+    print(
+        f"{'pgbench, same transaction':<28} {tps:9.0f} tx/s   "
+        f"p50 {statistics.median(pg_latencies):6.1f} ms  p99 {_p(pg_latencies, 0.99):6.1f} ms  "
+        f"aborted clients {aborted}"
+    )
+    print(f"ratio (API / pgbench): {ours.rps / tps:.3f}")
+    print(f"purchase p99 latency through the API: {ours.pct(0.99):.1f} ms")
+    print(
+        f"API server CPU per request (warm-up included): {1000 * api_cpu / max(1, requests):.1f} ms"
+    )
+    print(
+        f"after both runs: ledger sum {ledger_sum}, double sales {doubles}, "
+        f"negative balances {negative}"
+    )
+
+
+if __name__ == "__main__":
+    main()
