@@ -73,6 +73,22 @@ async def wait_status(
     return await wait_for(check, timeout, f"NFT {nft_id} to be {status}")
 
 
+async def sell(
+    http: httpx.AsyncClient, admin: Account, seller: Account, buyer: Account, card_id: str,
+    price_cents: int = 5_000,
+) -> dict[str, Any]:
+    """A real marketplace sale: the seller lists, the buyer is funded and buys (201 sale)."""
+    r = await http.post("/admin/deposits", headers=admin.auth, json={
+        "user_id": buyer.id, "amount_cents": price_cents, "reference": unique("dep")})
+    assert r.status_code == 201, r.text
+    r = await http.post("/listings", headers=seller.auth,
+                        json={"card_id": card_id, "price_cents": price_cents})
+    assert r.status_code == 201, r.text
+    r = await http.post(f"/listings/{r.json()['id']}/purchase", headers=buyer.auth)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
 async def give_card(card_id: str, to_user_id: str, reason: str = "sale") -> str:
     """Change the owner the way sales/trades/auctions do: ``transfer_card`` in one
     service transaction (the marketplace endpoints call the same function)."""

@@ -15,6 +15,7 @@ from nfttest import (
     make_card,
     request_mint,
     running_workers,
+    sell,
     token_amount,
     wait_for,
     wait_status,
@@ -44,7 +45,9 @@ async def test_sale_moves_the_token_to_the_buyer(
     card_id = await make_card(http, admin, alice)
     nft = await wait_status(http, (await request_mint(http, alice, card_id))["id"], "minted")
     seller, buyer = await custody_address(http, alice), await custody_address(http, bob)
-    history_id = await give_card(card_id, bob.id, "sale")
+    sale = await sell(http, admin, alice, bob, card_id)
+    history_id = db.value("SELECT id::text FROM card_history WHERE reference_id = %s",
+                          sale["id"])
 
     await owner_on_chain(http, nft["id"], buyer)
     rpc_url, mint = nft_settings.solana_rpc_url, nft["mint_address"]
