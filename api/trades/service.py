@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cards.models import Card
@@ -306,7 +306,7 @@ async def expire_due_offers(session: AsyncSession, batch: int = 500) -> list[uui
     """
     due = (
         select(TradeOffer.id)
-        .where(TradeOffer.status == "pending", TradeOffer.expires_at <= datetime.now(UTC))
+        .where(TradeOffer.status == "pending", TradeOffer.expires_at <= func.now())
         .order_by(TradeOffer.expires_at)
         .limit(batch)
         .with_for_update(skip_locked=True)
