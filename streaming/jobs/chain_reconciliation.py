@@ -128,7 +128,16 @@ def build(ctx: JobContext) -> None:
     rpc_url = ctx.settings.solana_rpc_url
 
     class ResolveMints(ProcessFunction):  # type: ignore[misc]
-        """CDC message -> mint address to check (cards resolved through PostgreSQL)."""
+        """CDC message of ``topic`` -> mint address to check (cards resolved via PostgreSQL).
+
+        Malformed ``nfts`` messages go to the DLQ. Malformed ``cards`` messages do not:
+        the card-cache pipeline, which needs every card change, already reports each
+        one there, and one bad message should make one DLQ record, not one per reader.
+        """
+
+        def __init__(self, topic: str) -> None:
+            super().__init__()
+            self.topic = topic
 
         def open(self, runtime_context: RuntimeContext) -> None:
             self.conn: Any = None
@@ -159,7 +168,11 @@ def build(ctx: JobContext) -> None:
             try:
                 trigger = parse_change(value)
             except MalformedEvent as exc:
-                yield dlq_tag, dlq_row(_source_topic(value), NAME, value, str(exc))
+                if self.topic == NFTS_TOPIC:
+                    yield dlq_tag, dlq_row(self.topic, NAME, value, str(exc))
+                else:
+                    log.debug("skipping malformed %s message (card_cache reports it): %s",
+                              self.topic, exc)
                 return
             if trigger is None:
                 return
@@ -242,20 +255,18 @@ def build(ctx: JobContext) -> None:
                     self.mismatches.inc()
                 yield Row(k=result.mint_address, v=result.value())
 
-    parsed = (ctx.kafka_source(NAME, [NFTS_TOPIC, CARDS_TOPIC])
-              .process(ResolveMints(), output_type=Types.STRING())
-              .uid(f"{NAME}-resolve").name(f"{NAME}: resolve mints"))
-    ctx.dlq(parsed.get_side_output(dlq_tag), NAME)
-    verdicts = (parsed.key_by(lambda mint: mint, key_type=Types.STRING())
+    # One source per topic (own group and uid): the value-only source does not say which
+    # topic a record came from, and the DLQ record must name it.
+    resolved = []
+    for topic, table in ((NFTS_TOPIC, "nfts"), (CARDS_TOPIC, "cards")):
+        resolved.append(
+            ctx.kafka_source(f"{NAME}_{table}", [topic])
+            .process(ResolveMints(topic), output_type=Types.STRING())
+            .uid(f"{NAME}-resolve-{table}").name(f"{NAME}: {table} -> mints"))
+    ctx.dlq(resolved[0].get_side_output(dlq_tag), NAME)
+    mints = resolved[0].union(resolved[1])
+    verdicts = (mints.key_by(lambda mint: mint, key_type=Types.STRING())
                 .process(CheckMint(), output_type=keyed_type())
                 .uid(f"{NAME}-check").name(f"{NAME}: check on chain"))
     ctx.keyed_sink(verdicts, CHAIN_RECONCILIATION, NAME)
 
-
-def _source_topic(raw: str | None) -> str:
-    """The CDC topic a message came from (the value-only source does not say; the envelope does)."""
-    try:
-        table = json.loads(raw or "")["source"]["table"]
-        return cdc_topic(str(table))
-    except (ValueError, KeyError, TypeError):
-        return f"{NFTS_TOPIC}|{CARDS_TOPIC}"

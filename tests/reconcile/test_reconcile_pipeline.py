@@ -15,13 +15,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from recontest import add_nft_rows, add_owner, pubkey, record_transfer, seed, sell_in_db
 from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 
 from api.nfts.chain import transfer_nft
-from ece.contracts.topics import CHAIN_RECONCILIATION
+from ece.contracts.topics import CHAIN_RECONCILIATION, DLQ, cdc_topic
 from ece.stack.platform import Platform
 from streaming.jobs.chain_reconciliation import (
     MalformedEvent,
@@ -162,3 +162,44 @@ async def test_pipeline_follows_mints_sales_and_tokens_moved_behind_the_db(
     ghost = add_nft_rows(db_url, seller, str(Keypair().pubkey()))
     event = stream.wait(ghost.mint, "missing")
     assert event["onchain_owner"] is None and event["onchain_supply"] == 0
+
+
+def test_malformed_nft_changes_go_to_the_dlq_once(stream: Verdicts, platform: Platform) -> None:
+    """A bad ``nfts`` message is reported with its topic; a bad ``cards`` message is left
+    to the card-cache pipeline (one DLQ record per bad message, not one per reader)."""
+    marker = uuid.uuid4().hex
+    bad_nft = envelope("nfts", "u", {"id": marker, "status": "minted", "mint_address": None})
+    bad_card = f"{{not json {marker}"
+    producer = Producer({"bootstrap.servers": platform.settings.kafka_bootstrap})
+    producer.produce(cdc_topic("nfts"), key=json.dumps({"id": marker}), value=bad_nft)
+    producer.produce(cdc_topic("cards"), key=json.dumps({"id": marker}), value=bad_card)
+    assert producer.flush(10) == 0
+
+    consumer = Consumer({"bootstrap.servers": platform.settings.kafka_bootstrap,
+                         "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(DLQ, p, OFFSET_BEGINNING)
+                     for p in consumer.list_topics(DLQ, timeout=10).topics[DLQ].partitions])
+    ours: list[tuple[bytes, dict[str, Any]]] = []
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while time.monotonic() < deadline and not any(
+                r["payload"] == bad_nft for _, r in ours):
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error() or msg.value() is None:
+                continue
+            record = json.loads(msg.value())
+            if marker in (record.get("payload") or "") and record["pipeline"] == (
+                    "chain_reconciliation"):
+                ours.append((msg.key(), record))
+        for _ in range(10):  # a little longer: a record for the bad card would show up now
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error() and msg.value() is not None:
+                record = json.loads(msg.value())
+                if marker in (record.get("payload") or "") and record["pipeline"] == (
+                        "chain_reconciliation"):
+                    ours.append((msg.key(), record))
+    finally:
+        consumer.close()
+    assert [(key, r["payload"]) for key, r in ours] == [(cdc_topic("nfts").encode(), bad_nft)]
+    assert "mint_address" in ours[0][1]["error"]
+
