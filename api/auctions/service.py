@@ -224,8 +224,9 @@ async def place_bid(
         raise bid_too_low(minimum)
 
     previous_leader, previous_amount = auction.current_bidder_id, auction.current_bid_cents
-    users = [bidder.id] + ([previous_leader] if previous_leader else [])
-    await ledger.lock_accounts(session, users)
+    if previous_leader is not None and previous_leader != bidder.id:
+        # Two users' accounts: lock all four in id order before moving any money.
+        await ledger.lock_accounts(session, [bidder.id, previous_leader])
     if previous_leader is not None and previous_amount is not None:
         await ledger.release(session, previous_leader, previous_amount, "bid_release", auction.id)
     await ledger.hold(session, bidder.id, amount_cents, "bid_hold", auction.id)
