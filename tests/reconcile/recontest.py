@@ -139,11 +139,12 @@ def verdicts(bootstrap: str, mints: set[str], *, want: int, timeout: float = 30.
     try:
         while got < want and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
-            if msg is None or msg.error() or msg.value() is None:
+            raw = msg.value() if msg is not None and not msg.error() else None
+            if msg is None or raw is None:
                 continue
-            key = msg.key().decode()
+            key = (msg.key() or b"").decode()
             if key in mints:
-                value = json.loads(msg.value())
+                value = json.loads(raw)
                 assert value["mint_address"] == key
                 found.setdefault(key, []).append(value)
                 got += 1
