@@ -28,6 +28,8 @@ import os
 import statistics
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -155,19 +157,18 @@ def _seed(url: str, sellers: list[str], buyers: list[str]) -> list[str]:
 
 
 def _api_run(
-    api: str, buyers: list[tuple[str, str]], listings: list[str]
+    api: str, buyers: list[tuple[str, str]], pending: Iterator[str], with_key: bool = False
 ) -> tuple[LoadResult, int]:
     """The measured run and the number of requests sent in all (warm-up included)."""
-    pending = iter(listings)
     sent = itertools.count()
     tokens = itertools.cycle([token for _, token in buyers])
 
     def purchase(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
         next(sent)
-        return client.post(
-            f"{api}/listings/{next(pending)}/purchase",
-            headers={"Authorization": f"Bearer {next(tokens)}"},
-        )
+        headers = {"Authorization": f"Bearer {next(tokens)}"}
+        if with_key:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        return client.post(f"{api}/listings/{next(pending)}/purchase", headers=headers)
 
     run_load(purchase, CLIENTS, 1.5)  # warm-up: connections, pools, prepared plans
     result = run_load(purchase, CLIENTS, SECONDS)
@@ -250,8 +251,10 @@ def main() -> None:
         process = getattr(platform.part("api"), "process", None)
         pgid = process.proc.pid if process is not None and process.proc is not None else 0
         cpu_before = _group_cpu_seconds(pgid)
-        ours, requests = _api_run(api, buyers, listings)
+        pending = iter(listings)
+        ours, requests = _api_run(api, buyers, pending)
         api_cpu = _group_cpu_seconds(pgid) - cpu_before
+        keyed, _ = _api_run(api, buyers, pending, with_key=True)
         tps, pg_latencies, aborted = _pgbench_run(url, platform.settings.fee_bps)
         ledger_sum, doubles, negative = _check(url)
         workers = platform.settings.api_workers
@@ -260,6 +263,7 @@ def main() -> None:
         f"{workers} uvicorn worker(s), {BUYERS} buyers, {SELLERS} sellers"
     )
     print(ours.line("POST /listings/{id}/purchase"))
+    print(keyed.line("  ... with Idempotency-Key"))
     print(
         f"{'pgbench, same transaction':<28} {tps:9.0f} tx/s   "
         f"p50 {statistics.median(pg_latencies):6.1f} ms  p99 {_p(pg_latencies, 0.99):6.1f} ms  "

@@ -142,7 +142,26 @@ async def test_unknown_and_malformed_ids(client: httpx.AsyncClient, user: Accoun
     assert_problem(
         await client.post("/listings/xyz/purchase", headers=user.auth), 422, "validation_error"
     )
+    # read endpoints that take an id
+    assert_problem(await client.get(f"/users/{missing}/portfolio"), 404, "not_found")
+    assert_problem(await client.get("/users/me/portfolio"), 422, "validation_error")
+    assert_problem(await client.get(f"/cards/{missing}/valuations"), 404, "not_found")
+    assert_problem(await client.get("/cards/1/valuations"), 422, "validation_error")
     assert snapshot(db) == before
+
+
+async def test_empty_portfolio_and_valuations(
+    client: httpx.AsyncClient, admin: Account, user: Account
+) -> None:
+    newcomer = await register_and_login(client)
+    r = await client.get(f"/users/{newcomer.id}/portfolio")
+    assert r.status_code == 200
+    assert r.json() == {"user_id": newcomer.id, "card_count": 0, "value_cents": 0, "cards": []}
+    card_id = await new_card(client, admin, newcomer.id)
+    r = await client.get(f"/cards/{card_id}/valuations")
+    assert r.json() == {"items": [], "next_cursor": None}
+    r = await client.get(f"/users/{newcomer.id}/portfolio")
+    assert r.json()["cards"] == [{"card_id": card_id, "value_cents": 0}]
 
 
 async def test_browse_filters_sorts_and_pages(client: httpx.AsyncClient, admin: Account) -> None:
