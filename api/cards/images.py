@@ -42,7 +42,7 @@ from api.core.crypto import Keyring, image_cipher
 from api.core.problems import Problem, forbidden, not_found, problem_responses
 from api.storage import ObjectNotFound, ObjectStore, get_object_store
 from api.users.models import User
-from ece.settings import get_settings
+from ece.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
@@ -321,12 +321,15 @@ async def read_card_image(session: AsyncSession, card_id: uuid.UUID) -> tuple[st
     return row.image_object_key, image_etag(row.image_object_key)
 
 
-async def load_image(store: ObjectStore, object_key: str) -> tuple[bytes, str]:
+async def load_image(
+    store: ObjectStore, object_key: str, settings: Settings | None = None
+) -> tuple[bytes, str]:
+    """(plaintext, content type) of a stored image (the mint saga uses it too); 404 if gone."""
     try:
         raw = await store.get(object_key)
     except ObjectNotFound:
         raise not_found("image") from None
-    ring = image_cipher(get_settings())
+    ring = image_cipher(settings or get_settings())
     return await asyncio.to_thread(open_image, ring, object_key, raw)
 
 
