@@ -8,7 +8,9 @@ import typer
 
 from ece.cli import stack
 from ece.cli.admin import admin_app
+from ece.cli.chain import chain_app
 from ece.cli.demo import demo
+from ece.cli.keys import keys_app
 from ece.cli.topics import topics_app
 from ece.cli.warehouse import warehouse_app
 from ece.log import configure
@@ -21,6 +23,8 @@ app.command()(demo)
 app.add_typer(admin_app, name="admin", help="Administer users.")
 app.add_typer(topics_app, name="topics", help="List and follow the Kafka topics.")
 app.add_typer(warehouse_app, name="warehouse", help="Query and refresh the lakehouse.")
+app.add_typer(keys_app, name="keys", help="Rotate and inspect the key-encryption keys (KEKs).")
+app.add_typer(chain_app, name="chain", help="Compare the database with the Solana chain.")
 
 
 @app.callback()
