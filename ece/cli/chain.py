@@ -26,7 +26,10 @@ def _chain() -> None:
     """Chain commands (a callback keeps ``chain`` a group: ``ece chain reconcile``)."""
 
 
-async def _run(batch: int, grace_seconds: float, concurrency: int) -> ReconcileSummary:
+async def run_reconcile(
+    batch: int, grace_seconds: float, concurrency: int
+) -> ReconcileSummary:
+    """One reconciliation pass with the configured database and RPC (CLI and `ece status`)."""
     from solana.rpc.async_api import AsyncClient
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -87,7 +90,7 @@ def reconcile_command(
     if not console.is_terminal:  # piped or captured: never fold addresses
         console = Console(width=200)
     try:
-        summary = asyncio.run(_run(batch, grace_seconds, concurrency))
+        summary = asyncio.run(run_reconcile(batch, grace_seconds, concurrency))
     except Exception as exc:  # the reason, not a traceback: this is an operator tool
         typer.echo(f"error: reconciliation could not run: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -141,6 +141,7 @@ def status() -> None:
     for column in ("part", "healthy", "detail"):
         table.add_column(column)
     all_ok = True
+    healthy: set[str] = set()
     for name in PARTS:
         if name == "migrate":
             continue
@@ -149,7 +150,29 @@ def status() -> None:
         except Exception as exc:  # noqa: BLE001 - a missing part is reported, not raised
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         all_ok &= ok
+        if ok:
+            healthy.add(name)
         table.add_row(name, "[green]yes" if ok else "[red]no", detail)
+    if {"postgres", "solana"} <= healthy:
+        ok, detail = _chain_agreement()
+        all_ok &= ok
+        table.add_row("chain reconciliation", "[green]yes" if ok else "[red]no", detail)
     Console().print(table)
     if not all_ok:
         raise typer.Exit(1)
+
+
+def _chain_agreement() -> tuple[bool, str]:
+    """Database and chain agree on every minted NFT (mismatches are shown, never repaired)."""
+    import asyncio
+
+    from api.nfts.reconcile import DEFAULT_BATCH, DEFAULT_GRACE_SECONDS
+    from ece.cli.chain import run_reconcile
+
+    try:
+        summary = asyncio.run(run_reconcile(DEFAULT_BATCH, DEFAULT_GRACE_SECONDS, 4))
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        return False, f"could not reconcile: {type(exc).__name__}: {exc}"
+    detail = (f"{summary.ok} ok, {summary.mismatch} mismatch, {summary.missing} missing, "
+              f"{summary.in_flight} in flight")
+    return summary.clean, detail
