@@ -11,18 +11,18 @@ import time
 import httpx
 
 from bench.harness import run_load, throwaway_platform
+from ece.seed import ensure_admin
+from ece.settings import Settings
 from ece.stack.base import free_port
 
 CONCURRENCY = 16
 SECONDS = 10.0
 
 
-def _create_cards(api: str, count: int) -> list[str]:
-    from ece.cli.admin import create_admin_user
-
-    create_admin_user("bench@example.com", "bench", "bench-password-1")
+def _create_cards(settings: Settings, api: str, count: int) -> list[str]:
+    login, password = ensure_admin(settings)
     with httpx.Client(base_url=api, timeout=10) as client:
-        token = client.post("/auth/login", json={"login": "bench", "password": "bench-password-1"}
+        token = client.post("/auth/login", json={"login": login, "password": password}
                             ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         return [client.post("/cards", headers=headers, json={
@@ -33,7 +33,7 @@ def _create_cards(api: str, count: int) -> list[str]:
 def main() -> None:
     with throwaway_platform("api") as platform:
         api = platform.part("api").url
-        ids = _create_cards(api, 100)
+        ids = _create_cards(platform.settings, api, 100)
         port = free_port()
         baseline = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bench.baseline_card_app:app", "--port", str(port),

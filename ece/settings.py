@@ -122,6 +122,23 @@ class Settings(BaseSettings):
             tmp.replace(path)
         return path.read_text().strip()
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``ECE_*`` variables, for the child processes a part starts.
+
+        A part built from an explicit Settings object (tests, a second instance) hands
+        exactly those values to its process, whatever the parent's environment says.
+        """
+        environment: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            environment[f"ECE_{name.upper()}"] = str(value)
+        return environment
+
     @property
     def jwt_key(self) -> str:
         return self.secret("jwt_secret", self.jwt_secret)

@@ -1,4 +1,9 @@
-"""``python -m api.workers [--only auctions,trades]``: run the background workers.
+"""``python -m api.workers [--only auctions,trades,mints,transfers]``: the background workers.
+
+``auctions`` and ``trades`` poll Postgres; ``mints`` (the NFT mint saga) and
+``transfers`` (tokens follow card ownership) are woken by the change stream and
+sweep Postgres too. The local stack runs them as two parts, ``workers`` and
+``chain-workers``, so the marketplace never waits for the chain to be up.
 
 One process runs the selected workers concurrently on one event loop. SIGTERM or
 SIGINT lets the current transactions finish and exits 0; SIGKILL at any moment is
@@ -19,7 +24,9 @@ from redis.exceptions import RedisError
 from api.core.cache import close_redis, get_redis
 from api.core.db import dispose_engine
 from api.core.logging import configure_logging
+from api.workers import chain_transfers, mint_saga
 from api.workers.auction_closer import AuctionCloser
+from api.workers.change_feed_worker import ChangeFeedWorker
 from api.workers.heartbeat import (
     HEARTBEAT_TTL_S,
     READY_MARKER,
@@ -31,14 +38,15 @@ from api.workers.trade_expirer import TradeExpirer
 
 log = structlog.get_logger("api.workers")
 
-WORKERS = ("auctions", "trades")
+WORKERS = ("auctions", "trades", "mints", "transfers")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m api.workers",
         description="Run ECE background workers: the auction closer (settles auctions at "
-        "their end time) and the trade offer expirer. Settings come from ECE_* variables.",
+        "their end time), the trade offer expirer, the NFT mint saga and the chain transfers "
+        "that move tokens after sales. Settings come from ECE_* variables.",
     )
     parser.add_argument(
         "--only",
@@ -71,6 +79,10 @@ def build(args: argparse.Namespace) -> list[Worker]:
         workers.append(AuctionCloser(args.poll_interval))
     if "trades" in args.names:
         workers.append(TradeExpirer(args.trade_interval))
+    if "mints" in args.names:
+        workers.append(ChangeFeedWorker("mints", mint_saga.run))
+    if "transfers" in args.names:
+        workers.append(ChangeFeedWorker("transfers", chain_transfers.run))
     return workers
 
 

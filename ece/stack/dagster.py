@@ -54,15 +54,8 @@ def write_instance(settings: Settings) -> Path:
 def child_environment(settings: Settings) -> dict[str, str]:
     """The settings the code location must see, passed explicitly (not only inherited)."""
     return {
+        **settings.as_environment(),
         "DAGSTER_HOME": str(dagster_home(settings)),
-        "ECE_ENV": settings.env,
-        "ECE_DATA_DIR": str(settings.data_dir),
-        "ECE_DATABASE_URL": settings.database_url,
-        "ECE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "ECE_LAKE_CATALOG": settings.lake_catalog,
-        "ECE_LAKE_DATA_PATH": str(settings.lake_path),
-        "ECE_TOPIC_PREFIX": settings.topic_prefix,
-        "ECE_DAGSTER_PORT": str(settings.dagster_port),
         "PYTHONUNBUFFERED": "1",
     }
 

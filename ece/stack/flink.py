@@ -61,6 +61,7 @@ class Flink(Part):
             return
         argv = [sys.executable, "-m", "streaming.jobs"]
         self.process = ManagedProcess(self.name, argv, self.log_path, cwd=REPO_ROOT,
+                                      env=self.child_environment(),
                                       stop_signal=signal.SIGTERM, stop_timeout=STOP_GRACE_S)
         proc = self.process.start()
         wait_until(lambda: self.health()[0], READY_TIMEOUT_S, f"job {JOB_NAME} RUNNING",

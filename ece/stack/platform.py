@@ -26,12 +26,14 @@ PARTS: dict[str, tuple[str, str | None]] = {
     "dagster": ("ece.stack.dagster:Dagster", None),
     "solana": ("ece.stack.solana:Solana", "ECE_SOLANA_RPC_URL"),
     "arweave": ("ece.stack.arweave:Arweave", "ECE_ARWEAVE_URL"),
+    "workers": ("ece.stack.workers:Workers", None),
+    "chain-workers": ("ece.stack.workers:ChainWorkers", None),
 }
 
 # The order `ece up` starts them in (and the reverse is the stop order).
 DEFAULT_ORDER = (
     "postgres", "redis", "broker", "migrate", "api", "cdc", "flink", "dagster", "solana",
-    "arweave",
+    "arweave", "workers", "chain-workers",
 )
 
 

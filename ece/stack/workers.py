@@ -22,8 +22,11 @@ READY_TIMEOUT_S = 60.0
 
 
 class Workers(Part):
+    """The marketplace workers: auction closer and trade expirer."""
+
     name = "workers"
     depends_on = ("migrate", "redis")
+    default_only = "auctions,trades"
 
     def __init__(self, settings: Settings, *, external: bool = False,
                  args: Sequence[str] = ()) -> None:
@@ -56,8 +59,9 @@ class Workers(Part):
         """Start the process without waiting (several parts can then warm up together)."""
         if self.process is not None:  # a restart (e.g. after the process was killed)
             self.process.stop()
-        argv = [sys.executable, "-m", "api.workers", *self.args]
-        self.process = ManagedProcess(self.name, argv, self.log_path, env=self._child_env(),
+        only = [] if "--only" in self.args else ["--only", self.default_only]
+        argv = [sys.executable, "-m", "api.workers", *only, *self.args]
+        self.process = ManagedProcess(self.name, argv, self.log_path, env=self.child_environment(),
                                       cwd=REPO_ROOT, stop_signal=signal.SIGTERM,
                                       stop_timeout=15)
         self.process.start()
@@ -67,13 +71,6 @@ class Workers(Part):
         wait_until(self._heartbeat_present, READY_TIMEOUT_S, "heartbeat in Redis", self.name,
                    self.process.proc, self.log_path, fix="read the log: the workers reach "
                    "Postgres and Redis with ECE_DATABASE_URL and ECE_REDIS_URL")
-
-    def _child_env(self) -> dict[str, str]:
-        """The settings this part was given, not whatever the environment says now."""
-        s = self.settings
-        return {"ECE_ENV": s.env, "ECE_DATA_DIR": str(s.data_dir),
-                "ECE_DATABASE_URL": s.database_url, "ECE_REDIS_URL": s.redis_url,
-                "ECE_FEE_BPS": str(s.fee_bps)}
 
     def _redis(self) -> redis_lib.Redis:
         return redis_lib.Redis.from_url(self.settings.redis_url, socket_timeout=2,
@@ -102,3 +99,11 @@ class Workers(Part):
             return False, "no heartbeat"
         state = json.loads(raw)
         return True, f"pid {state['pid']} workers {', '.join(sorted(state['workers']))}"
+
+
+class ChainWorkers(Workers):
+    """The NFT workers (mint saga, chain transfers): they need the stream and the chain."""
+
+    name = "chain-workers"
+    depends_on = ("migrate", "redis", "cdc", "solana", "arweave")
+    default_only = "mints,transfers"
