@@ -116,14 +116,14 @@ class Postgres(Part):
         self.process = ManagedProcess(self.name, argv, self.log_path, user=_run_as(),
                                       stop_signal=signal.SIGINT, stop_timeout=30)
         proc = self.process.start()
-        wait_until(lambda: self._connect("postgres") is None, 60, "accepting connections",
+        wait_until(lambda: self._connect("postgres"), 60, "accepting connections",
                    self.name, proc, self.log_path)
         self._bootstrap()
 
-    def _connect(self, dbname: str, user: str = "postgres") -> None:
+    def _connect(self, dbname: str, user: str = "postgres") -> bool:
         with psycopg.connect(host="127.0.0.1", port=self.settings.db_port, user=user,
                              dbname=dbname, connect_timeout=2):
-            return None
+            return True
 
     def _bootstrap(self) -> None:
         """Create the ``ece`` role and the app and lakehouse databases, once."""

@@ -25,7 +25,7 @@ class Workers(Part):
     """The marketplace workers: auction closer and trade expirer."""
 
     name = "workers"
-    depends_on = ("migrate", "redis")
+    depends_on: tuple[str, ...] = ("migrate", "redis")
     default_only = "auctions,trades"
 
     def __init__(self, settings: Settings, *, external: bool = False,
