@@ -36,6 +36,7 @@ from solders.pubkey import Pubkey
 
 from api.core import crypto
 from api.nfts.arweave import ArweaveClient, Wallet
+from api.nfts.chain.errors import RpcRejected
 from api.nfts.chain.transport import call
 from ece.settings import Settings
 
@@ -228,8 +229,18 @@ async def ensure_fee_payer_funded(
             f"fund it with at least {minimum} lamports ({minimum / LAMPORTS_PER_SOL:g} SOL) "
             "before minting (ECE airdrops only on a local node)"
         )
-    await call("requestAirdrop", lambda: client.request_airdrop(payer, FEE_PAYER_TOP_UP))
+    try:
+        await call("requestAirdrop", lambda: client.request_airdrop(payer, FEE_PAYER_TOP_UP))
+    except RpcRejected as exc:
+        # Two workers starting together send the identical airdrop: the node refuses the
+        # second (AlreadyProcessed). The balance below says whether we are funded.
+        log.info("fee_payer_airdrop_refused", payer=str(payer), error=str(exc))
     balance = (await call("getBalance", lambda: client.get_balance(payer))).value
+    if balance < minimum:
+        raise PlatformKeyUnfunded(
+            f"the platform fee payer {payer} has {balance} lamports on {rpc_url} after an "
+            "airdrop; the local node refused to fund it"
+        )
     log.info("fee_payer_airdropped", payer=str(payer), balance=balance)
     return balance
 

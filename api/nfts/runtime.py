@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -89,7 +90,8 @@ def make_sessions(
 ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
     """A worker's own engine, sized for its lock connections plus short transactions."""
     engine = create_async_engine(
-        settings.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        settings.sqlalchemy_url, pool_size=pool_size, max_overflow=pool_size // 2,
+        pool_pre_ping=True,
     )
     return engine, async_sessionmaker(engine, expire_on_commit=False)
 
@@ -286,7 +288,7 @@ class ChangeFeed:
                         log.info("feed_subscribed", worker=self.worker, epoch=epoch,
                                  topics=self.topics)
                         consumer, self.epoch = self._consumer(epoch), epoch
-                messages = await asyncio.to_thread(consumer.consume, 500, 0.5)
+                messages = await asyncio.to_thread(_next_batch, consumer)
                 for message in messages:
                     self._handle(message)
         finally:
@@ -311,6 +313,18 @@ class ChangeFeed:
                 self.dead_letters.publish(
                     message.topic(), self.worker, raw.decode(errors="replace"), str(exc)
                 )
+
+
+def _next_batch(consumer: Consumer, wait: float = 0.5, most: int = 500) -> list[Any]:
+    """The first message as soon as it arrives, plus whatever is already fetched.
+
+    ``consume(n, timeout)`` alone would wait for ``n`` messages or the whole timeout,
+    delaying every wake-up by up to ``timeout`` when traffic is light.
+    """
+    first = consumer.poll(wait)
+    if first is None:
+        return []
+    return [first, *consumer.consume(most - 1, 0)]
 
 
 def parse_uuid(value: Any) -> uuid.UUID | None:
@@ -500,6 +514,7 @@ def run_main(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
     from ece.settings import get_settings
 
     configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per RPC call otherwise
 
     async def main() -> None:
         stop = asyncio.Event()

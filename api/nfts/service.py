@@ -140,24 +140,20 @@ async def saga_view(session: AsyncSession, nft_id: uuid.UUID) -> SagaView | None
     return view
 
 
-async def move(session: AsyncSession, nft_id: uuid.UUID, from_status: str, to_status: str) -> bool:
-    """Compare-and-set the saga state; False when someone else moved it first."""
+async def record_metadata_uri(session: AsyncSession, nft_id: uuid.UUID, uri: str) -> bool:
+    """``pending|uploading -> uploading`` with the signed upload's URI, *before* it is posted.
+
+    One write for both: the state change and the fact a resumed saga needs (which
+    transaction to look for on the gateway). False when the NFT left those states.
+    """
     moved = await session.scalar(
         update(Nft)
-        .where(Nft.id == nft_id, Nft.status == from_status)
-        .values(status=to_status)
+        .where(Nft.id == nft_id, Nft.status.in_(("pending", "uploading")))
+        .values(status="uploading", metadata_uri=uri)
         .returning(Nft.id)
     )
     await session.commit()
     return moved is not None
-
-
-async def record_metadata_uri(session: AsyncSession, nft_id: uuid.UUID, uri: str) -> None:
-    """Remember the signed upload's URI *before* it is posted (see the saga's upload step)."""
-    await session.execute(
-        update(Nft).where(Nft.id == nft_id, Nft.status == "uploading").values(metadata_uri=uri)
-    )
-    await session.commit()
 
 
 @dataclass(frozen=True)
@@ -170,18 +166,23 @@ class MintIntent:
     metadata_uri: str
 
 
-async def prepare_mint(session: AsyncSession, nft_id: uuid.UUID) -> MintIntent:
-    """The NFT's ``mint`` transaction row, created on first call with the owner *now*.
+async def prepare_mint(session: AsyncSession, nft_id: uuid.UUID) -> MintIntent | None:
+    """``uploading -> minting`` and the NFT's ``mint`` transaction row, in one write.
 
-    Recording the recipient before sending makes a resumed saga mint to the same
-    address it may already have minted to, even if the card was sold meanwhile.
-    ``card_history_id`` is the history row that made that user the owner: rows
-    after it are ownership changes the chain transfer worker must replay.
+    The row is created on first call with the owner *now*: recording the recipient
+    before sending makes a resumed saga mint to the same address it may already
+    have minted to, even if the card was sold meanwhile. ``card_history_id`` is the
+    history row that made that user the owner: rows after it are ownership changes
+    the chain transfer worker must replay. None when the NFT is no longer active.
     """
     nft = await session.scalar(select(Nft).where(Nft.id == nft_id).with_for_update())
-    if nft is None or nft.metadata_uri is None:
+    if nft is None or nft.status not in ("uploading", "minting"):
         await session.rollback()
-        raise PermanentMintError("NFT vanished or has no metadata before minting")
+        return None
+    if nft.metadata_uri is None:
+        await session.rollback()
+        raise PermanentMintError("no metadata was uploaded before minting")
+    nft.status = "minting"
     tx = await session.scalar(
         select(NftTransaction).where(NftTransaction.nft_id == nft_id, NftTransaction.kind == "mint")
     )

@@ -73,7 +73,7 @@ class ChainTransfers:
     def __init__(self, settings: Settings, stop: asyncio.Event) -> None:
         self.settings = settings
         self.stop = stop
-        self.engine, self.sessions = make_sessions(settings, CONCURRENCY + 2)
+        self.engine, self.sessions = make_sessions(settings, 2 * CONCURRENCY + 2)
         self.solana = RecordingClient(settings.solana_rpc_url, timeout=15)
         self.payer = platform_keys.fee_payer(settings)
         self.payer_guard = FeePayerGuard(self.payer, settings.solana_rpc_url)
@@ -182,7 +182,13 @@ class ChainTransfers:
         changed_hands = topic.endswith(".card_history") and after.get("reason") in (
             service.TRANSFER_REASONS
         )
-        just_minted = topic.endswith(".nfts") and after.get("status") == "minted"
+        previous = value.get("before")
+        before: dict[str, Any] = previous if isinstance(previous, dict) else {}
+        just_minted = (
+            topic.endswith(".nfts")
+            and after.get("status") == "minted"
+            and before.get("status") != "minted"  # not every owner_address update again
+        )
         if not (changed_hands or just_minted):
             return
         card_id = parse_uuid(after.get("card_id"))

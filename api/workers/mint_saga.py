@@ -71,7 +71,7 @@ NAME = "mint_saga"
 LOCK_NAMESPACE = 0x4E4654  # "NFT"
 SYMBOL = "ECE"
 MAX_ONCHAIN_NAME = 32  # the full name lives in the Arweave document; the mint tx is <= 1232 B
-CONCURRENCY = 8
+CONCURRENCY = 16
 SWEEP_SECONDS = 2.0
 RETRY_BUDGET_SECONDS = 120.0
 
@@ -111,7 +111,7 @@ class MintSaga:
     def __init__(self, settings: Settings, stop: asyncio.Event) -> None:
         self.settings = settings
         self.stop = stop
-        self.engine, self.sessions = make_sessions(settings, CONCURRENCY + 2)
+        self.engine, self.sessions = make_sessions(settings, 2 * CONCURRENCY + 2)
         self.solana = RecordingClient(settings.solana_rpc_url, timeout=15)
         self.arweave = ArweaveClient(settings.arweave_url)
         self.gateway = settings.arweave_url.rstrip("/")
@@ -184,13 +184,11 @@ class MintSaga:
             view = await service.saga_view(session, nft_id)
             if view is None or view.status not in service.ACTIVE_STATUSES:
                 return
-            if view.status == "pending":
-                await service.move(session, nft_id, "pending", "uploading")
-                return await self._advance_once(nft_id)
-            if view.status == "uploading":
+            if view.status in ("pending", "uploading"):
                 await self._upload(session, view)
-                await service.move(session, nft_id, "uploading", "minting")
-            await self._mint(session, view)
+            intent = await service.prepare_mint(session, nft_id)  # -> minting
+            if intent is not None:
+                await self._mint(session, view, intent)
 
     async def _upload(self, session: Any, view: service.SagaView) -> str:
         """Post the metadata once; see the module docstring for the crash windows."""
@@ -206,7 +204,8 @@ class MintSaga:
             data, {"Content-Type": "application/json", **self._tags(view, "metadata")}, self.wallet
         )
         uri = f"{self.gateway}/{tx.id}"
-        await service.record_metadata_uri(session, view.nft_id, uri)
+        if not await service.record_metadata_uri(session, view.nft_id, uri):
+            return uri  # no longer ours to upload (failed meanwhile): post nothing
         await self._post(tx)
         log.info("metadata_uploaded", nft_id=str(view.nft_id), uri=uri)
         crash_point("after_upload", view.nft_id)
@@ -276,8 +275,9 @@ class MintSaga:
         edges = response.json()["data"]["transactions"]["edges"]
         return str(edges[0]["node"]["id"]) if edges else None
 
-    async def _mint(self, session: Any, view: service.SagaView) -> None:
-        intent = await service.prepare_mint(session, view.nft_id)
+    async def _mint(
+        self, session: Any, view: service.SagaView, intent: service.MintIntent
+    ) -> None:
         mint = deterministic_mint_keypair(self.seed, view.nft_id)
         owner = Pubkey.from_string(intent.to_address)
         state = await find_mint(self.solana, mint.pubkey(), owner)
@@ -290,17 +290,22 @@ class MintSaga:
                         self.solana, self.payer, mint, owner,
                         onchain_name(str(view.card["name"])), SYMBOL, intent.metadata_uri,
                     )
-                signature = str(sent)
             except TransactionFailed as exc:
                 if insufficient_funds(exc):
                     self.payer_guard.invalidate()
                     raise PayerShort(str(exc)) from exc
                 if not exc.account_in_use:  # in use = our earlier copy landed: record it
                     raise
-            crash_point("after_mint_send", view.nft_id)
+            else:
+                # Confirmed without error: the one atomic transaction created the mint,
+                # minted 1 to the owner and removed the mint authority. Nothing to re-read.
+                crash_point("after_mint_send", view.nft_id)
+                await self._minted(session, view, intent, str(mint.pubkey()), str(sent),
+                                   intent.to_address)
+                return
             state = await find_mint(self.solana, mint.pubkey(), owner)
             if state is None:
-                raise service.PermanentMintError(f"mint {mint.pubkey()} confirmed but not found")
+                raise service.PermanentMintError(f"mint {mint.pubkey()} in use but not found")
         if signature is None:
             async with self.sessions() as fresh:
                 signature = await service.transaction_signature(fresh, intent.tx_id)
@@ -310,10 +315,14 @@ class MintSaga:
                 f"{state.decimals}, mint authority {state.mint_authority})"
             )
         holder = str(state.holder) if state.holder is not None else intent.to_address
-        await service.record_minted(
-            session, view.nft_id, intent.tx_id, str(mint.pubkey()), signature, holder
-        )
-        log.info("nft_minted", nft_id=str(view.nft_id), mint=str(mint.pubkey()), owner=holder)
+        await self._minted(session, view, intent, str(mint.pubkey()), signature, holder)
+
+    async def _minted(
+        self, session: Any, view: service.SagaView, intent: service.MintIntent,
+        mint: str, signature: str | None, holder: str,
+    ) -> None:
+        await service.record_minted(session, view.nft_id, intent.tx_id, mint, signature, holder)
+        log.info("nft_minted", nft_id=str(view.nft_id), mint=mint, owner=holder)
 
     async def _signed(self, tx_id: uuid.UUID, signature: str) -> None:
         async with self.sessions() as session:

@@ -1,0 +1,302 @@
+"""P5: NFTs minted end to end per second, and how fast a sold token reaches its buyer.
+
+* End to end = ``POST /cards/{id}/nft`` (202) until the NFT row says ``minted``:
+  uvicorn -> Postgres -> Debezium -> Kafka -> mint saga worker -> Arweave upload
+  (arlocal) -> Token-2022 mint over JSON-RPC (the local LiteSVM node) -> Postgres.
+  Compared with the raw LiteSVM mint rate measured in the same run, in-process
+  (``bench.bench_solana_mint.raw_litesvm``: the VM alone, the ceiling).
+* Sale -> token: from the 201 of ``POST /listings/{id}/purchase`` until the buyer's
+  custody address holds the token on chain (polled with getMultipleAccounts on the
+  buyers' associated token accounts every 20 ms), through the chain transfer worker.
+
+The workers run as their own processes (``python -m api.workers.mint_saga`` and
+``... chain_transfers``), as in production. Prints, asserts nothing.
+
+    uv run python -m bench.bench_p5_mint
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import resource
+import shutil
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from solders.pubkey import Pubkey
+
+from api.nfts.chain import associated_token_address
+from bench.bench_p2_purchase import _group_cpu_seconds
+from bench.bench_solana_mint import raw_litesvm
+from bench.harness import throwaway_platform
+from ece.settings import Settings
+from ece.stack.base import ManagedProcess
+
+PARTS = ("postgres", "redis", "broker", "migrate", "api", "cdc", "solana", "arweave")
+USERS = 8
+MINTS = 200
+MINT_CONCURRENCY = 16
+SALES = 60
+SALES_PER_SECOND = 10.0  # open loop, below the transfer worker's capacity: latency, not queueing
+PASSWORD = "bench-password-1"
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+GROUPS: dict[str, int] = {}  # label -> process group id (each part runs in its own session)
+
+
+def cpu() -> dict[str, float]:
+    """User+system CPU seconds so far of every part, worker, and this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"bench client": usage.ru_utime + usage.ru_stime}
+    for label, pgid in GROUPS.items():
+        out[label] = _group_cpu_seconds(pgid)
+    return out
+
+
+def start_workers(settings: Settings) -> list[ManagedProcess]:
+    procs = []
+    for name in ("mint_saga", "chain_transfers"):
+        proc = ManagedProcess(name, [sys.executable, "-m", f"api.workers.{name}"],
+                              settings.logs_dir / f"bench-{name}.log")
+        GROUPS[name] = proc.start().pid
+        procs.append(proc)
+    return procs
+
+
+class Bench:
+    def __init__(self, settings: Settings, api: str) -> None:
+        self.settings = settings
+        self.http = httpx.AsyncClient(base_url=api, timeout=60,
+                                      limits=httpx.Limits(max_connections=32))
+        self.admin: dict[str, str] = {}
+        self.users: list[dict[str, str]] = []  # id, token, custody
+
+    async def accounts(self) -> None:
+        from ece.cli.admin import _create
+
+        await _create("p5@example.com", "p5admin", PASSWORD)
+        self.admin = {"Authorization": f"Bearer {await self.login('p5admin')}"}
+        for i in range(USERS):
+            name = f"p5user{i}"
+            r = await self.http.post("/auth/register", json={
+                "email": f"{name}@example.com", "username": name, "password": PASSWORD})
+            r.raise_for_status()
+            token = await self.login(name)
+            me = (await self.http.get("/me", headers={"Authorization": f"Bearer {token}"})).json()
+            r = await self.http.post("/admin/deposits", headers=self.admin, json={
+                "user_id": me["id"], "amount_cents": 10**11, "reference": "p5"})
+            r.raise_for_status()
+            self.users.append({"id": me["id"], "token": token,
+                               "custody": me["custody_address"]})
+
+    async def login(self, name: str) -> str:
+        r = await self.http.post("/auth/login", json={"login": name, "password": PASSWORD})
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+    def auth(self, user: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.users[user]['token']}"}
+
+    async def cards(self, count: int) -> list[tuple[str, int]]:
+        """``count`` cards, owned round-robin by the users: (card id, owner index)."""
+        out: list[tuple[str, int]] = []
+        gate = asyncio.Semaphore(16)
+
+        async def one(i: int) -> None:
+            async with gate:
+                r = await self.http.post("/cards", headers=self.admin, json={
+                    "name": f"P5 Card {i}", "set_name": "Bench", "number": str(i),
+                    "rarity": "rare", "owner_id": self.users[i % USERS]["id"],
+                    "attributes": {"i": i}})
+                r.raise_for_status()
+                out.append((r.json()["id"], i % USERS))
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return out
+
+    async def mint_all(self, cards: list[tuple[str, int]]) -> dict[str, Any]:
+        """Request every mint (bounded concurrency) and wait until all are minted."""
+        started: dict[str, float] = {}
+        nft_of: dict[str, str] = {}
+        gate = asyncio.Semaphore(MINT_CONCURRENCY)
+
+        async def request(card_id: str, owner: int) -> None:
+            async with gate:
+                t = time.time()
+                r = await self.http.post(f"/cards/{card_id}/nft", headers=self.auth(owner))
+                r.raise_for_status()
+                started[r.json()["id"]] = t
+                nft_of[card_id] = r.json()["id"]
+
+        t0 = time.time()
+        await asyncio.gather(*(request(c, o) for c, o in cards))
+        done = await self.wait_minted(list(started), within=600)
+        latencies = [(done[n][0] - started[n]) * 1000 for n in started]
+        failed = [n for n in started if done[n][1] != "minted"]
+        end = max(at for at, _, _ in done.values())
+        async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
+            rows = await (await conn.execute(
+                "SELECT nft_id::text, extract(epoch FROM created_at)::float8 FROM "
+                "nft_transactions WHERE kind = 'mint' AND nft_id = ANY(%s::uuid[])",
+                (list(started),))).fetchall()
+        chain_step = {n: at for n, at in rows}
+        uploaded = [(chain_step[n] - started[n]) * 1000 for n in started if n in chain_step]
+        on_chain = [(done[n][0] - chain_step[n]) * 1000 for n in started if n in chain_step]
+        return {"seconds": end - t0, "latencies": latencies, "failed": len(failed),
+                "nft_of": nft_of, "mints": {n: done[n][2] for n in done},
+                "uploaded": uploaded, "on_chain": on_chain}
+
+    async def wait_minted(
+        self, ids: list[str], within: float
+    ) -> dict[str, tuple[float, str, str]]:
+        """nft id -> (time it became minted/failed (DB clock), status, mint address)."""
+        deadline = time.monotonic() + within
+        done: dict[str, tuple[float, str, str]] = {}
+        async with await psycopg.AsyncConnection.connect(self.settings.database_url,
+                                                         autocommit=True) as conn:
+            while len(done) < len(ids):
+                rows = await (await conn.execute(
+                    "SELECT id::text, extract(epoch FROM updated_at)::float8, status, "
+                    "coalesce(mint_address, '') FROM nfts WHERE id = ANY(%s::uuid[]) "
+                    "AND status IN ('minted', 'failed')", (ids,))).fetchall()
+                for nft_id, at, status, mint in rows:
+                    done.setdefault(nft_id, (at, status, mint))
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {len(done)}/{len(ids)} NFTs finished")
+                await asyncio.sleep(0.05)
+        return done
+
+    async def sales(
+        self, cards: list[tuple[str, int]], mints: dict[str, str]
+    ) -> tuple[list[float], list[float]]:
+        """Sell each card to the next user: ms from the sale's 201 to the token at the buyer,
+        and ms from the sale's commit to the worker claiming its transfer (the wake-up)."""
+        watching: dict[Pubkey, float] = {}
+        sale_ids: list[str] = []
+        arrived: list[float] = []
+        finished = asyncio.Event()
+
+        async def sell(card_id: str, seller: int, delay: float) -> None:
+            buyer = (seller + 1) % USERS
+            await asyncio.sleep(delay)
+            r = await self.http.post("/listings", headers=self.auth(seller),
+                                     json={"card_id": card_id, "price_cents": 1000})
+            r.raise_for_status()
+            r = await self.http.post(f"/listings/{r.json()['id']}/purchase",
+                                     headers=self.auth(buyer))
+            r.raise_for_status()
+            at = time.time()
+            sale_ids.append(r.json()["id"])
+            ata = associated_token_address(Pubkey.from_string(self.users[buyer]["custody"]),
+                                           Pubkey.from_string(mints[card_id]))
+            watching[ata] = at
+
+        async def poll() -> None:
+            async with httpx.AsyncClient(timeout=10) as rpc:
+                while not (finished.is_set() and not watching):
+                    keys = list(watching)[:100]
+                    if keys:
+                        r = await rpc.post(self.settings.solana_rpc_url, json={
+                            "jsonrpc": "2.0", "id": 1, "method": "getMultipleAccounts",
+                            "params": [[str(k) for k in keys], {"encoding": "base64"}]})
+                        now = time.time()
+                        for key, value in zip(keys, r.json()["result"]["value"], strict=True):
+                            if value is None:
+                                continue
+                            data = base64.b64decode(value["data"][0])
+                            if struct.unpack_from("<Q", data, 64)[0] == 1:
+                                arrived.append((now - watching.pop(key)) * 1000)
+                    await asyncio.sleep(0.02)
+
+        poller = asyncio.create_task(poll())
+        await asyncio.gather(*(sell(c, o, i / SALES_PER_SECOND)
+                               for i, (c, o) in enumerate(cards)))
+        finished.set()
+        await asyncio.wait_for(poller, 120)
+        async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
+            rows = await (await conn.execute(
+                "SELECT extract(epoch FROM t.created_at - s.created_at)::float8 * 1000 "
+                "FROM sales s JOIN card_history h ON h.reference_id = s.id "
+                "JOIN nft_transactions t ON t.card_history_id = h.id "
+                "WHERE s.id = ANY(%s::uuid[])", (sale_ids,))).fetchall()
+        return arrived, [ms for (ms,) in rows]
+
+
+async def run(settings: Settings, api: str) -> float:
+    """The whole measurement; returns the end-to-end NFTs/s."""
+    bench = Bench(settings, api)
+    try:
+        await bench.accounts()
+        warm = await bench.cards(2)
+        await bench.mint_all(warm)  # workers connected, payer airdropped, caches warm
+        cards = await bench.cards(MINTS)
+        cpu_before = cpu()
+        result = await bench.mint_all(cards)
+        cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
+        rate = MINTS / result["seconds"]
+        print(f"\nend to end: {MINTS} NFTs in {result['seconds']:.1f} s = {rate:.1f} NFTs/s "
+              f"({MINT_CONCURRENCY} requests in flight), failed {result['failed']}")
+        for label, key in (("request -> minted", "latencies"),
+                           ("request -> uploaded (mint step starts)", "uploaded"),
+                           ("mint step -> minted (chain)", "on_chain")):
+            print(f"  {label}: p50 {pct(result[key], 0.5):.0f} ms, "
+                  f"p99 {pct(result[key], 0.99):.0f} ms")
+        total = sum(cpu_used.values())
+        print(f"  CPU during the mint phase: {total:.1f} s on {os.cpu_count()} cores "
+              f"({total / result['seconds']:.2f} cores busy), ms per NFT by process: "
+              + ", ".join(f"{k} {v * 1000 / MINTS:.0f}"
+                          for k, v in sorted(cpu_used.items(), key=lambda kv: -kv[1])))
+        mints = {c: result["mints"][result["nft_of"][c]] for c, _ in cards}
+        sold = cards[:SALES]
+        await asyncio.sleep(1)
+        latencies, woke = await bench.sales(sold, mints)
+        print(f"sale -> token at the buyer: {len(latencies)} sales at {SALES_PER_SECOND:g}/s, p50 "
+              f"{pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms, "
+              f"max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms")
+        print(f"  sale commit -> transfer claimed by the worker: p50 {pct(woke, 0.5):.0f} ms, "
+              f"p99 {pct(woke, 0.99):.0f} ms")
+        return rate
+    finally:
+        await bench.http.aclose()
+
+
+def main() -> None:
+    print("P5: NFT mint saga end to end vs raw LiteSVM mints (same run, same machine)")
+    raw_full, raw_presigned = raw_litesvm()
+    print(f"raw LiteSVM in-process: {raw_full:.0f} mints/s (build + sign + execute), "
+          f"{raw_presigned:.0f} mints/s (execute pre-signed)")
+    with throwaway_platform(*PARTS) as platform:
+        settings = platform.settings
+        for part in platform.started:
+            if part.process is not None and part.process.proc is not None:
+                GROUPS[part.name] = part.process.proc.pid
+        workers = start_workers(settings)
+        try:
+            rate = asyncio.run(run(settings, str(platform.part("api").url)))
+        finally:
+            for proc in workers:
+                proc.stop()
+            kept = Path(tempfile.gettempdir()) / "ece-bench-p5-logs"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(settings.logs_dir, kept)
+            print(f"logs kept in {kept}")
+    print(f"ratio end to end / raw LiteSVM: {rate / raw_full:.3f} "
+          f"({rate:.1f} vs {raw_full:.0f} NFTs/s)")
+
+
+if __name__ == "__main__":
+    main()
