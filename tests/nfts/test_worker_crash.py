@@ -5,6 +5,7 @@ step (the documented test hook ``ECE_TEST_CRASH_AT``, see ``api.nfts.runtime``).
 from __future__ import annotations
 
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,9 +31,15 @@ KILLED = -signal.SIGKILL
 
 
 @pytest.fixture(scope="module", autouse=True)
-async def settled(stack: Any, nft_settings: Settings, db: Db) -> None:
+async def settled(stack: Any, nft_settings: Settings, db: Db) -> AsyncIterator[None]:
     """Let normal workers finish whatever earlier modules left behind, so the chain's
-    transaction count below moves only because of the NFT under test."""
+    transaction count below moves only because of the NFT under test; pause the
+    platform's own ``chain-workers`` (if a test started it) so that only the process
+    under test can pick up our NFTs."""
+    shared = stack.parts.get("chain-workers")
+    paused = shared is not None and shared in stack.started and shared.process is not None
+    if paused:
+        shared.stop()
 
     async def idle() -> bool:
         active = db.value("SELECT count(*) FROM nfts WHERE status IN "
@@ -41,8 +48,13 @@ async def settled(stack: Any, nft_settings: Settings, db: Db) -> None:
                            "('pending', 'submitted')")
         return active == 0 and open_tx == 0
 
-    async with running_workers(nft_settings, "mint_saga", "chain_transfers"):
-        await wait_for(idle, 90, "earlier NFTs to settle")
+    try:
+        async with running_workers(nft_settings, "mint_saga", "chain_transfers"):
+            await wait_for(idle, 90, "earlier NFTs to settle")
+        yield
+    finally:
+        if paused:
+            shared.start()
 
 
 async def crash_then_finish(
