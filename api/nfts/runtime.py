@@ -112,9 +112,16 @@ async def advisory_lock(engine: AsyncEngine, namespace: int, key: uuid.UUID) -> 
             yield got
         finally:
             if got:
-                with contextlib.suppress(Exception):  # a dead connection released it already
+                try:
                     await conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), {"a": a, "b": b})
                     await conn.commit()
+                except BaseException as exc:
+                    # Cancelled or the connection broke: never hand a connection that may
+                    # still hold the lock back to the pool; closing it releases the lock.
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()
+                    if not isinstance(exc, Exception):
+                        raise
 
 
 # --- chain client that records signatures before sending --------------------------------

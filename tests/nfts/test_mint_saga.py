@@ -119,6 +119,26 @@ async def test_rpc_outage_is_waited_out(
     assert await token_amount(nft_settings.solana_rpc_url, address, minted["mint_address"]) == 1
 
 
+async def test_gateway_outage_is_waited_out(
+    saga: None, stack: Any, http: httpx.AsyncClient, admin: Account, alice: Account,
+    nft_settings: Settings,
+) -> None:
+    """Arweave down: nothing is uploaded or minted, nothing fails; all done after restart."""
+    card_id = await make_card(http, admin, alice)
+    arweave = stack.part("arweave")
+    arweave.stop()
+    try:
+        nft = await request_mint(http, alice, card_id)
+        await asyncio.sleep(4)
+        body = (await http.get(f"/nfts/{nft['id']}")).json()
+        assert body["status"] in ("pending", "uploading") and body["mint_address"] is None, body
+    finally:
+        arweave.start()
+    minted = await wait_status(http, nft["id"], "minted", timeout=60)
+    assert await arweave_uploads(nft_settings.arweave_url, nft["id"]) == [
+        minted["metadata_uri"].rsplit("/", 1)[-1]]
+
+
 async def test_permanent_failure_is_recorded_and_dead_lettered(
     saga: None, http: httpx.AsyncClient, admin: Account, alice: Account, db: Db,
     nft_settings: Settings,
