@@ -161,9 +161,12 @@ async def test_permanent_failure_is_recorded_and_dead_lettered(
 
     async def dead_letter() -> dict[str, Any] | None:
         message = await asyncio.to_thread(consumer.poll, 0.5)
-        if message is None or message.error() or message.value() is None:
+        if message is None or message.error():
             return None
-        value = json.loads(message.value())
+        raw = message.value()
+        if raw is None:
+            return None
+        value = json.loads(raw)
         if message.key() == b"ece.public.nfts" and nft["id"] in (value.get("payload") or ""):
             return dict(value)
         return None
