@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ece.settings import REPO_ROOT, Settings
+from ece.settings import REPO_ROOT
 from ece.stack.base import ManagedProcess, Part, PartFailed, port_open, require_binary, wait_until
 
 LAUNCHER = Path(__file__).with_name("arlocal_server.js")
@@ -29,14 +29,6 @@ class Arweave(Part):
     name = "arweave"
     mine_interval_ms = 1000  # 0 turns automatic mining off (then call GET /mine yourself)
     start_timeout = 90.0  # arlocal takes ~4 s idle, much longer on a loaded machine
-
-    def __init__(self, settings: Settings, *, external: bool = False) -> None:
-        super().__init__(settings)
-        self._external = external
-
-    @property
-    def external(self) -> bool:
-        return self._external
 
     @property
     def url(self) -> str:

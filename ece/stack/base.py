@@ -146,13 +146,14 @@ class Part:
     name: str = "part"
     depends_on: tuple[str, ...] = ()
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, external: bool = False) -> None:
         self.settings = settings
         self.process: ManagedProcess | None = None
+        self._external = external
 
     @property
     def external(self) -> bool:
-        return False
+        return self._external
 
     @property
     def url(self) -> str:

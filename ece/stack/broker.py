@@ -13,7 +13,6 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from ece.settings import Settings
 from ece.stack.base import ManagedProcess, Part, PartFailed, port_open, wait_until
 
 
@@ -32,15 +31,7 @@ def cluster_id(bootstrap: str, timeout: float = 5.0) -> str:
 
 class Broker(Part):
     name = "broker"
-
-    def __init__(self, settings: Settings, *, external: bool = False) -> None:
-        super().__init__(settings)
-        self._external = external
-        self.epoch = ""
-
-    @property
-    def external(self) -> bool:
-        return self._external
+    epoch = ""  # the cluster id this part started the broker with
 
     @property
     def url(self) -> str:

@@ -14,7 +14,7 @@ import sys
 import psycopg
 
 from ece.contracts.topics import SLOT
-from ece.settings import REPO_ROOT, Settings
+from ece.settings import REPO_ROOT
 from ece.stack.base import ManagedProcess, Part, PartFailed, wait_until
 from streaming.cdc.state import slot_info
 from streaming.cdc.status import read_status
@@ -25,14 +25,6 @@ READY_TIMEOUT_S = 180.0  # JVM start + a snapshot of every captured table
 class Cdc(Part):
     name = "cdc"
     depends_on = ("migrate", "broker")
-
-    def __init__(self, settings: Settings, *, external: bool = False) -> None:
-        super().__init__(settings)
-        self._external = external
-
-    @property
-    def external(self) -> bool:
-        return self._external
 
     @property
     def url(self) -> str:

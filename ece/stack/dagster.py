@@ -64,14 +64,6 @@ class Dagster(Part):
     name = "dagster"
     depends_on = ("postgres", "broker")
 
-    def __init__(self, settings: Settings, *, external: bool = False) -> None:
-        super().__init__(settings)
-        self._external = external
-
-    @property
-    def external(self) -> bool:
-        return self._external
-
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.dagster_port}"

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from ece.settings import REPO_ROOT, Settings
+from ece.settings import REPO_ROOT
 from ece.stack.base import ManagedProcess, Part, wait_until
 
 JOB_NAME = "ece-streams"
@@ -42,14 +42,6 @@ def _group_alive(pgid: int) -> bool:
 class Flink(Part):
     name = "flink"
     depends_on = ("broker", "redis")
-
-    def __init__(self, settings: Settings, *, external: bool = False) -> None:
-        super().__init__(settings)
-        self._external = external
-
-    @property
-    def external(self) -> bool:
-        return self._external
 
     @property
     def url(self) -> str:

@@ -62,10 +62,7 @@ def _load(name: str, settings: Settings, external: bool) -> Part:
     target, _ = PARTS[name]
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    try:
-        return cls(settings, external=external)  # type: ignore[no-any-return]
-    except TypeError:
-        return cls(settings)  # type: ignore[no-any-return]
+    return cls(settings, external=external)  # type: ignore[no-any-return]
 
 
 class Platform:

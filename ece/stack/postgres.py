@@ -43,14 +43,6 @@ def _run_as() -> str | None:
 class Postgres(Part):
     name = "postgres"
 
-    def __init__(self, settings: Settings, *, external: bool = False) -> None:
-        super().__init__(settings)
-        self._external = external
-
-    @property
-    def external(self) -> bool:
-        return self._external
-
     @property
     def url(self) -> str:
         return self.settings.database_url

@@ -10,14 +10,6 @@ from ece.stack.base import ManagedProcess, Part, require_binary, wait_until
 class Redis(Part):
     name = "redis"
 
-    def __init__(self, settings, *, external: bool = False) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(settings)
-        self._external = external
-
-    @property
-    def external(self) -> bool:
-        return self._external
-
     @property
     def url(self) -> str:
         return self.settings.redis_url

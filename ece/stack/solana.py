@@ -12,20 +12,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ece.settings import Settings
 from ece.stack.base import ManagedProcess, Part, wait_until
 
 
 class Solana(Part):
     name = "solana"
-
-    def __init__(self, settings: Settings, *, external: bool = False) -> None:
-        super().__init__(settings)
-        self._external = external
-
-    @property
-    def external(self) -> bool:
-        return self._external
 
     @property
     def url(self) -> str:

@@ -31,13 +31,8 @@ class Workers(Part):
     def __init__(self, settings: Settings, *, external: bool = False,
                  args: Sequence[str] = ()) -> None:
         """``args`` are extra ``python -m api.workers`` options (``--only trades``, ...)."""
-        super().__init__(settings)
-        self._external = external
+        super().__init__(settings, external=external)
         self.args = list(args)
-
-    @property
-    def external(self) -> bool:
-        return self._external
 
     @property
     def url(self) -> str:

@@ -1,40 +1,10 @@
-"""Marketplace tests reuse the API test fixtures (``tests/api/conftest.py``) and
-helpers (``apitest``), loaded by path because test folders are not packages, and
-add the ledger invariants that must hold after every single test."""
+"""Marketplace tests: the shared API fixtures, plus the ledger invariants that must
+hold after every single test."""
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-API_TESTS = HERE.parent / "api"
-
-
-def _api_fixtures() -> ModuleType:
-    for folder in (API_TESTS, HERE):  # `import apitest`, `import markettest`
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
-    name = "tests_api_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, API_TESTS / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_fx = _api_fixtures()
-api_settings = _fx.api_settings
-app = _fx.app
-client = _fx.client
-db = _fx.db
-user = _fx.user
-admin = _fx.admin
 
 
 @pytest.fixture(autouse=True)

@@ -8,21 +8,14 @@ when a test kills them.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from apitest import PASSWORD, Account, Db, register_and_login, unique
 
-TESTS = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(TESTS / "api"))  # apitest helpers
-sys.path.insert(0, str(TESTS / "images"))  # imagetest: real PNGs built in code
-
-from apitest import PASSWORD, Account, Db, register_and_login, unique  # noqa: E402
-
-from ece.settings import Settings, get_settings  # noqa: E402
+from ece.settings import Settings, get_settings
 
 API_PARTS = ("postgres", "redis", "migrate", "api")
 CHAIN_PARTS = ("broker", "cdc", "solana", "arweave")

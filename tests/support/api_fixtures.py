@@ -1,5 +1,8 @@
 """API test fixtures on the shared ``platform`` (real PostgreSQL + Redis, migrated).
 
+A pytest plugin (``tests/conftest.py`` loads it), so every test folder can use
+``client``, ``db``, ``user`` and ``admin`` without copying them.
+
 The app runs in-process behind ``httpx.ASGITransport``; every test talks HTTP to it
 and checks the database directly when it must prove that nothing was written.
 """
@@ -78,3 +81,10 @@ async def admin(client: httpx.AsyncClient, app: FastAPI) -> Account:
         body["access_token"],
         body["refresh_token"],
     )
+
+
+@pytest.fixture(scope="session")
+def live_url(platform: Any, api_settings: Settings) -> str:
+    """The API under real uvicorn (the stack's way of running it), for racing requests."""
+    platform.require("api")
+    return str(platform.part("api").url)
