@@ -240,6 +240,9 @@ def test_every_table_matches_its_json_schema(db: psycopg.Connection,
         assert wanted, f"the test wrote nothing to {table}"
         field = "offer_id" if table == "trade_offer_cards" else "id"
         records = read_topic(settings, table, has_keys(wanted, field))
+        # Only the rows this test committed: other tests share the broker and inject
+        # hand-made events into these topics to exercise their dead-letter paths.
+        records = [r for r in records if r.key and str(r.key.get(field)) in wanted]
         value_check, key_check = validator(table), validator(table, key=True)
         for record in records:
             assert record.key is not None
