@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 import structlog
@@ -226,6 +227,34 @@ async def sweep_loop(
             failures += 1
             log.warning("sweep_failed", worker=name, error=str(exc), failures=failures)
         await sleep_or_stop(stop, min(interval * 2**failures, 30.0) * (1 + random.random() / 10))
+
+
+async def feed_and_sweep(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    name: str,
+    topics: list[str],
+    on_event: Callable[[Scheduler, str, dict[str, Any]], None],
+    job: Callable[[uuid.UUID], Awaitable[None]],
+    unfinished: Callable[[], Awaitable[list[uuid.UUID]]],
+    dead_letters: DeadLetters,
+    concurrency: int,
+    sweep_seconds: float,
+) -> None:
+    """The loop both NFT workers share, until ``stop``: the change feed wakes jobs at
+    once, the sweep re-submits whatever Postgres says is unfinished (so a missed event
+    only delays work), and in-flight jobs get a short grace period on the way out."""
+    scheduler = Scheduler(job, concurrency)
+    feed = ChangeFeed(settings, name, topics, partial(on_event, scheduler), dead_letters)
+    tasks = [
+        asyncio.create_task(feed.run(stop), name=f"{name}-feed"),
+        asyncio.create_task(sweep_loop(stop, name, sweep_seconds, unfinished, scheduler),
+                            name=f"{name}-sweep"),
+    ]
+    await stop.wait()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await scheduler.drain(10.0)
 
 
 # --- Kafka ----------------------------------------------------------------------------

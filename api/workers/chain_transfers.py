@@ -36,7 +36,6 @@ from solders.pubkey import Pubkey
 from api.nfts import platform_keys, service
 from api.nfts.chain import TransactionFailed, find_mint, transfer_nft
 from api.nfts.runtime import (
-    ChangeFeed,
     DeadLetters,
     FeePayerGuard,
     PayerShort,
@@ -44,12 +43,12 @@ from api.nfts.runtime import (
     Scheduler,
     advisory_lock,
     crash_point,
+    feed_and_sweep,
     insufficient_funds,
     is_transient,
     make_sessions,
     parse_uuid,
     recording,
-    sweep_loop,
     with_retries,
 )
 from api.users.service import load_custody_secret
@@ -205,21 +204,14 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     worker = ChainTransfers(settings, stop)
     try:
         await worker.start()
-        scheduler = Scheduler(worker.sync_card, CONCURRENCY)
-        topics = [cdc_topic(t, settings.topic_prefix) for t in ("card_history", "nfts")]
-        feed = ChangeFeed(settings, NAME, topics, partial(worker.on_event, scheduler),
-                          worker.dead_letters)
         log.info("worker_started", worker=NAME, fee_payer=str(worker.payer.pubkey()))
-        tasks = [
-            asyncio.create_task(feed.run(stop), name=f"{NAME}-feed"),
-            asyncio.create_task(
-                sweep_loop(stop, NAME, SWEEP_SECONDS, worker.out_of_sync, scheduler),
-                name=f"{NAME}-sweep",
-            ),
-        ]
-        await stop.wait()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await scheduler.drain(10.0)
+        await feed_and_sweep(
+            settings, stop, name=NAME,
+            topics=[cdc_topic(t, settings.topic_prefix) for t in ("card_history", "nfts")],
+            on_event=worker.on_event, job=worker.sync_card, unfinished=worker.out_of_sync,
+            dead_letters=worker.dead_letters, concurrency=CONCURRENCY,
+            sweep_seconds=SWEEP_SECONDS,
+        )
     finally:
         await worker.close()
         log.info("worker_stopped", worker=NAME)

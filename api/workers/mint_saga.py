@@ -45,7 +45,6 @@ from api.nfts.chain import (
     mint_nft,
 )
 from api.nfts.runtime import (
-    ChangeFeed,
     DeadLetters,
     FeePayerGuard,
     PayerShort,
@@ -53,12 +52,12 @@ from api.nfts.runtime import (
     Scheduler,
     advisory_lock,
     crash_point,
+    feed_and_sweep,
     insufficient_funds,
     is_transient,
     make_sessions,
     parse_uuid,
     recording,
-    sweep_loop,
     with_retries,
 )
 from api.storage import get_object_store
@@ -347,21 +346,14 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     saga = MintSaga(settings, stop)
     try:
         await saga.start()
-        scheduler = Scheduler(saga.advance, CONCURRENCY)
-        feed = ChangeFeed(
-            settings, NAME, [cdc_topic("nfts", settings.topic_prefix)],
-            partial(saga.on_event, scheduler), saga.dead_letters,
-        )
         log.info("worker_started", worker=NAME, fee_payer=str(saga.payer.pubkey()),
                  arweave_wallet=saga.wallet.address if saga.wallet else None)
-        tasks = [
-            asyncio.create_task(feed.run(stop), name=f"{NAME}-feed"),
-            asyncio.create_task(sweep_loop(stop, NAME, SWEEP_SECONDS, saga.stuck, scheduler),
-                                name=f"{NAME}-sweep"),
-        ]
-        await stop.wait()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await scheduler.drain(10.0)
+        await feed_and_sweep(
+            settings, stop, name=NAME, topics=[cdc_topic("nfts", settings.topic_prefix)],
+            on_event=saga.on_event, job=saga.advance, unfinished=saga.stuck,
+            dead_letters=saga.dead_letters, concurrency=CONCURRENCY,
+            sweep_seconds=SWEEP_SECONDS,
+        )
     finally:
         await saga.close()
         log.info("worker_stopped", worker=NAME)
