@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Header, Response, status
 
 from api.auctions import service
 from api.auctions.schemas import (
@@ -16,20 +16,15 @@ from api.auctions.schemas import (
     BidOut,
     BidPage,
 )
-from api.auth.deps import CurrentUser, SessionDep, user_context
-from api.core.audit import AuditContext
-from api.core.cache import CardCache, get_card_cache, get_redis
+from api.auth.deps import CurrentUser, SessionDep
+from api.core.cache import get_redis
+from api.core.http import Cache, Cursor, Limit, UserCtx, etag_response
 from api.core.idempotency import IdempotencyDep
-from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses
-from api.trades.router import etag_response
 
 router = APIRouter(prefix="/auctions", tags=["auctions"])
 
-UserCtx = Annotated[AuditContext, Depends(user_context)]
-Cache = Annotated[CardCache, Depends(get_card_cache)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=500)]
 
 
 @router.post(

@@ -33,12 +33,13 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth.deps import CurrentUser, SessionDep, user_context
+from api.auth.deps import CurrentUser, SessionDep
 from api.cards.models import Card
 from api.cards.service import document_of
 from api.core.audit import AuditContext, record
-from api.core.cache import CardCache, get_card_cache
+from api.core.cache import CardCache
 from api.core.crypto import Keyring, image_cipher
+from api.core.http import Cache, UserCtx
 from api.core.problems import Problem, forbidden, not_found, problem_responses
 from api.storage import ObjectNotFound, ObjectStore, get_object_store
 from api.users.models import User
@@ -341,8 +342,6 @@ def _store() -> ObjectStore:
 
 
 Store = Annotated[ObjectStore, Depends(_store)]
-Cache = Annotated[CardCache, Depends(get_card_cache)]
-UserCtx = Annotated[AuditContext, Depends(user_context)]
 
 _BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 

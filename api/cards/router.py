@@ -4,10 +4,10 @@ row version (the same one Flink writes), honouring ``If-None-Match`` with 304.""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from api.auth.deps import AdminUser, SessionDep, user_context
+from api.auth.deps import AdminUser, SessionDep
 from api.cards import service
 from api.cards.schemas import (
     CardCreate,
@@ -19,25 +19,13 @@ from api.cards.schemas import (
     CardUpdate,
     Rarity,
 )
-from api.core.audit import AuditContext
-from api.core.cache import CardCache, get_card_cache
-from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.core.http import Cache, Cursor, Limit, UserCtx, etag_matches
+from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses, validation_error
 from ece.contracts.card_cache import etag
 
 router = APIRouter(prefix="/cards", tags=["cards"])
 
-Cache = Annotated[CardCache, Depends(get_card_cache)]
-UserCtx = Annotated[AuditContext, Depends(user_context)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=500)]
-
-
-def _etag_matches(header: str | None, tag: str) -> bool:
-    if not header:
-        return False
-    candidates = [part.strip() for part in header.split(",")]
-    return "*" in candidates or any(c.removeprefix("W/") == tag for c in candidates)
 
 
 def _card_response(document: dict[str, Any], version: int, status_code: int = 200) -> Response:
@@ -119,7 +107,7 @@ async def get_card(
 ) -> Response:
     document, version = await service.read_card(session, cache, card_id)
     tag = etag(str(card_id), version)
-    if _etag_matches(if_none_match, tag):
+    if etag_matches(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag, "Cache-Control": "no-cache"})
     return _card_response(document, version)
 

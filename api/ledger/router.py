@@ -4,10 +4,10 @@ one can read another user's balance)."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from api.auth.deps import AdminUser, CurrentUser, SessionDep, user_context
-from api.core.audit import AuditContext
+from api.auth.deps import AdminUser, CurrentUser, SessionDep
+from api.core.http import UserCtx
 from api.core.idempotency import IdempotencyDep
 from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.problems import problem_responses
@@ -17,7 +17,6 @@ from api.ledger.schemas import BalanceOut, DepositIn, DepositOut, LedgerEntryOut
 
 router = APIRouter(tags=["money"])
 
-UserCtx = Annotated[AuditContext, Depends(user_context)]
 
 
 @router.post(

@@ -8,12 +8,11 @@ buys. ``POST /listings/{id}/purchase`` honours ``Idempotency-Key``.
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from api.auth.deps import CurrentUser, SessionDep, user_context
-from api.core.audit import AuditContext
-from api.core.cache import CardCache, get_card_cache
+from api.auth.deps import CurrentUser, SessionDep
+from api.core.http import Cache, UserCtx, conditional_json
 from api.core.idempotency import IdempotencyDep
 from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.problems import problem_responses, validation_error
@@ -30,8 +29,6 @@ from api.market.schemas import (
 
 router = APIRouter(prefix="/listings", tags=["marketplace"])
 
-Cache = Annotated[CardCache, Depends(get_card_cache)]
-UserCtx = Annotated[AuditContext, Depends(user_context)]
 Price = Annotated[int | None, Query(ge=0)]
 
 
@@ -103,13 +100,7 @@ async def get_listing(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     listing = await service.get_listing(session, listing_id)
-    tag = _etag(listing)
-    if if_none_match and (
-        "*" in if_none_match
-        or tag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    ):
-        return Response(status_code=304, headers={"ETag": tag})
-    return JSONResponse(_listing_body(listing), headers={"ETag": tag})
+    return conditional_json(_listing_body(listing), _etag(listing), if_none_match)
 
 
 @router.delete(

@@ -2,16 +2,13 @@
 rest) and read an NFT's progress. Single reads carry an ETag of the body and honour
 ``If-None-Match`` with 304, so a client polling for ``minted`` costs one small answer."""
 
-import hashlib
-import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Response, status
 
-from api.auth.deps import CurrentUser, SessionDep, user_context
-from api.core.audit import AuditContext
+from api.auth.deps import CurrentUser, SessionDep
+from api.core.http import UserCtx, etag_response
 from api.core.idempotency import IdempotencyDep
 from api.core.problems import problem_responses
 from api.nfts import service
@@ -19,7 +16,6 @@ from api.nfts.models import Nft
 from api.nfts.schemas import NftOut
 
 router = APIRouter(tags=["nfts"])
-UserCtx = Annotated[AuditContext, Depends(user_context)]
 API_PREFIX = "/api/v1"
 
 
@@ -27,19 +23,8 @@ def _body(nft: Nft) -> dict[str, Any]:
     return NftOut.model_validate(nft).model_dump(mode="json")
 
 
-def _etag(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return '"' + hashlib.sha256(canonical).hexdigest()[:32] + '"'
-
-
 def _read_response(nft: Nft, if_none_match: str | None) -> Response:
-    body = _body(nft)
-    tag = _etag(body)
-    headers = {"ETag": tag, "Cache-Control": "no-cache"}
-    candidates = [c.strip().removeprefix("W/") for c in (if_none_match or "").split(",")]
-    if tag in candidates or "*" in candidates:
-        return Response(status_code=304, headers=headers)
-    return JSONResponse(body, headers=headers)
+    return etag_response(_body(nft), if_none_match)
 
 
 @router.post(

@@ -1,18 +1,14 @@
 """``/trade-offers``: HTTP translation only; the rules live in ``trades.service``."""
 
-import hashlib
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Response, status
 
-from api.auth.deps import CurrentUser, SessionDep, user_context
-from api.core.audit import AuditContext
-from api.core.cache import CardCache, get_card_cache
+from api.auth.deps import CurrentUser, SessionDep
+from api.core.http import Cache, Cursor, Limit, UserCtx, etag_response
 from api.core.idempotency import IdempotencyDep
-from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses
 from api.trades import service
 from api.trades.schemas import (
@@ -25,29 +21,6 @@ from api.trades.schemas import (
 
 router = APIRouter(prefix="/trade-offers", tags=["trades"])
 
-UserCtx = Annotated[AuditContext, Depends(user_context)]
-Cache = Annotated[CardCache, Depends(get_card_cache)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=500)]
-
-
-def etag_response(payload: Any, if_none_match: str | None) -> Response:
-    """The JSON body with an ETag of its bytes (304 when the client already has them).
-
-    The tag hashes the rendered document rather than a row version because an
-    offer's effective status changes with the clock (pending -> expired) without
-    any write to its row.
-    """
-    content = jsonable_encoder(payload)
-    rendered = JSONResponse(content)
-    tag = '"' + hashlib.sha256(rendered.body).hexdigest()[:32] + '"'
-    headers = {"ETag": tag, "Cache-Control": "no-cache"}
-    if if_none_match:
-        candidates = [c.strip().removeprefix("W/") for c in if_none_match.split(",")]
-        if "*" in candidates or tag in candidates:
-            return Response(status_code=304, headers=headers)
-    rendered.headers.update(headers)
-    return rendered
 
 
 @router.post(

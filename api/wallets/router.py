@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
 
-from api.auth.deps import CurrentUser, SessionDep, anonymous_context, user_context
+from api.auth.deps import CurrentUser, SessionDep, anonymous_context
 from api.auth.schemas import TokenPair
 from api.core.audit import AuditContext
+from api.core.http import UserCtx
 from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.problems import problem_responses
 from api.core.ratelimit import login_attempts
@@ -23,7 +24,6 @@ from api.wallets.schemas import ChallengeIn, ChallengeOut, SignedIn, WalletOut, 
 router = APIRouter(tags=["wallets"])
 
 AnonCtx = Annotated[AuditContext, Depends(anonymous_context)]
-UserCtx = Annotated[AuditContext, Depends(user_context)]
 
 
 @router.post(
