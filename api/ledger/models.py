@@ -75,6 +75,13 @@ class LedgerTransaction(Base):
     __table_args__ = (
         CheckConstraint(sql_in("kind", TRANSACTION_KINDS), name="kind"),
         Index("ix_ledger_transactions_reference_id", "reference_id"),
+        # An auction is settled at most once, whatever the closer processes do.
+        Index(
+            "uq_ledger_transactions_auction_settlement",
+            "reference_id",
+            unique=True,
+            postgresql_where=text("kind = 'auction_settlement'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

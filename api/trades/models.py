@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.core.db import Base, created_at, sql_in, updated_at, uuid_pk
@@ -21,6 +21,12 @@ class TradeOffer(Base):
         CheckConstraint("length(message) <= 1000", name="message_length"),
         Index("ix_trade_offers_from_user_id_created_at", "from_user_id", "created_at"),
         Index("ix_trade_offers_to_user_id_created_at", "to_user_id", "created_at"),
+        # The expirer's sweep: only pending offers, by due time.
+        Index(
+            "ix_trade_offers_pending_expires_at",
+            "expires_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
     __mapper_args__ = {"eager_defaults": True}
 

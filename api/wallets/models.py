@@ -25,6 +25,8 @@ class Wallet(Base):
 
 class WalletChallenge(Base):
     __tablename__ = "wallet_challenges"
+    # Wallet login checks the address's newest challenges.
+    __table_args__ = (Index("ix_wallet_challenges_address_created_at", "address", "created_at"),)
 
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     address: Mapped[str] = mapped_column(String(64))

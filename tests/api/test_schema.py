@@ -48,10 +48,13 @@ def test_models_match_the_migrated_database(db: Db) -> None:
 
 
 def test_upgrade_to_head_is_idempotent(db: Db) -> None:
-    from api.migrations.runner import upgrade_to_head
+    from alembic.script import ScriptDirectory
 
+    from api.migrations.runner import alembic_config, upgrade_to_head
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     upgrade_to_head(db.url)
-    assert db.value("SELECT version_num FROM alembic_version") == "0001"
+    assert db.value("SELECT version_num FROM alembic_version") == head
 
 
 def _user(conn: psycopg.Connection, role: str = "user") -> uuid.UUID:
@@ -220,3 +223,21 @@ def test_ledger_entries_move_balances_and_must_balance(db: Db) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM ledger_entries")
         conn.rollback()
+
+
+def test_an_auction_settles_at_most_once_in_the_database(db: Db) -> None:
+    """Even a closer that lost its status guard could not book a second settlement."""
+    auction_id = uuid.uuid4()
+    settlement = (
+        "INSERT INTO ledger_transactions (kind, reference_id) VALUES ('auction_settlement', %s)"
+    )
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute(settlement, (auction_id,))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(settlement, (auction_id,))
+        # Other kinds may share a reference (a bid's hold and its release, say).
+        for _ in range(2):
+            conn.execute(
+                "INSERT INTO ledger_transactions (kind, reference_id) VALUES ('bid_hold', %s)",
+                (auction_id,),
+            )
