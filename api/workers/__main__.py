@@ -33,20 +33,24 @@ from api.workers.heartbeat import (
     heartbeat_key,
     heartbeat_value,
 )
+from api.workers.idempotency_purger import IdempotencyPurger
 from api.workers.loop import Worker
 from api.workers.trade_expirer import TradeExpirer
 
 log = structlog.get_logger("api.workers")
 
-WORKERS = ("auctions", "trades", "mints", "transfers")
+PURGE_INTERVAL_S = 300.0  # expired Idempotency-Key rows: housekeeping, not urgent
+
+WORKERS = ("auctions", "trades", "idempotency", "mints", "transfers")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m api.workers",
         description="Run ECE background workers: the auction closer (settles auctions at "
-        "their end time), the trade offer expirer, the NFT mint saga and the chain transfers "
-        "that move tokens after sales. Settings come from ECE_* variables.",
+        "their end time), the trade offer expirer, the Idempotency-Key purger, the NFT mint "
+        "saga and the chain transfers that move tokens after sales. Settings come from ECE_* "
+        "variables.",
     )
     parser.add_argument(
         "--only",
@@ -79,6 +83,8 @@ def build(args: argparse.Namespace) -> list[Worker]:
         workers.append(AuctionCloser(args.poll_interval))
     if "trades" in args.names:
         workers.append(TradeExpirer(args.trade_interval))
+    if "idempotency" in args.names:
+        workers.append(IdempotencyPurger(PURGE_INTERVAL_S))
     if "mints" in args.names:
         workers.append(ChangeFeedWorker("mints", mint_saga.run))
     if "transfers" in args.names:

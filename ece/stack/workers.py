@@ -22,11 +22,11 @@ READY_TIMEOUT_S = 60.0
 
 
 class Workers(Part):
-    """The marketplace workers: auction closer and trade expirer."""
+    """The marketplace workers: auction closer, trade expirer, idempotency-key purger."""
 
     name = "workers"
     depends_on: tuple[str, ...] = ("migrate", "redis")
-    default_only = "auctions,trades"
+    default_only = "auctions,trades,idempotency"
 
     def __init__(self, settings: Settings, *, external: bool = False,
                  args: Sequence[str] = ()) -> None:

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 import httpx
+import psycopg
 import pytest
 from apitest import Account, Db, assert_problem, register_and_login
 from markettest import balance, fund, snapshot
@@ -188,3 +189,27 @@ async def test_concurrent_deposits_with_one_key_execute_once(
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["id"] for a in answers}) == 1
     assert await balance(client, erin) == (999, 0)
+
+
+async def test_expired_keys_are_purged_by_the_workers(
+    client: httpx.AsyncClient, admin: Account, db: Db, platform: object
+) -> None:
+    """The housekeeping worker deletes keys past 24 h and leaves live ones alone."""
+    from ece.stack.workers import Workers
+
+    dave = await register_and_login(client)
+    keys = [f"purge-{uuid.uuid4()}" for _ in range(2)]
+    for key in keys:
+        r = await client.post("/admin/deposits", headers={**admin.auth, "Idempotency-Key": key},
+                              json={"user_id": dave.id, "amount_cents": 5, "reference": key})
+        assert r.status_code == 201
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute("UPDATE idempotency_keys SET expires_at = now() - interval '1 second' "
+                     "WHERE key = %s", (keys[0],))
+    workers = Workers(platform.settings, args=["--only", "idempotency"])  # type: ignore[attr-defined]
+    workers.start()  # ready = every worker finished a cycle
+    try:
+        remaining = db.rows("SELECT key FROM idempotency_keys WHERE key = ANY(%s)", keys)
+    finally:
+        workers.stop()
+    assert [row[0] for row in remaining] == [keys[1]]
