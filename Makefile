@@ -27,7 +27,7 @@ lint: ## ruff and mypy
 	@$(UV) mypy api ece streaming orchestration warehouse quality
 
 bench: ## benchmarks (print ratios against a baseline measured in the same run)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(UV) python $$b || exit 1; done
+	@for b in bench/bench_*.py; do m=$$(basename $$b .py); echo "== $$m"; $(UV) python -m bench.$$m || exit 1; done
 
 clean: ## remove all local state (data/)
 	@rm -rf data
