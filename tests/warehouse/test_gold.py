@@ -8,20 +8,20 @@ every number asserted below was computed by hand from the events.
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
-from cdcfeed import Feed
+from cdcfeed import Feed, card_row
 
 from ece.settings import Settings
 from warehouse.bronze import LandingConfig, land
 from warehouse.lake import connect, table_exists
 from warehouse.sql import build, models
 
-TABLES = ("listings", "sales", "bids", "auctions", "trade_offers", "card_history",
+TABLES = ("cards", "listings", "sales", "bids", "auctions", "trade_offers", "card_history",
           "ledger_accounts", "ledger_transactions", "ledger_entries")
-D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
+D0, D1, D2 = date(2026, 2, 15), date(2026, 3, 1), date(2026, 3, 2)
 
 
 def _id() -> str:
@@ -48,13 +48,17 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
     for table in TABLES:
         feed.create_topic(table, 1)
     a, b, c, d = (_id() for _ in range(4))  # users
-    x, y = _id(), _id()  # cards
+    x, y, z = _id(), _id(), _id()  # cards: X and Z rare/Alpha, Y common/Beta
+    for card, rarity, set_name in ((x, "rare", "Alpha"), (y, "common", "Beta"),
+                                   (z, "rare", "Alpha")):
+        feed.change("cards", "c", card_row(card, 1, rarity=rarity, set_name=set_name))
 
     def sale(card: str, buyer: str, seller: str, price: int, fee: int, at: str) -> dict[str, Any]:
         return {"id": _id(), "listing_id": _id(), "card_id": card, "buyer_id": buyer,
                 "seller_id": seller, "price_cents": price, "fee_cents": fee, "created_at": at}
 
-    # --- sales: day 1 (X 1000 -> 3000, Y 2000), day 2 (X 1500 -> 2600, Y 5000)
+    # --- sales: day 0 (Z 900), day 1 (X 1000 -> 3000, Y 2000), day 2 (X 1500 -> 2600, Y 5000)
+    feed.change("sales", "c", sale(z, d, c, 900, 45, "2026-02-15T12:00:00Z"))
     s1 = sale(x, a, b, 1000, 50, "2026-03-01T10:00:00Z")
     lsn = feed.change("sales", "c", s1)
     feed.change("sales", "c", s1, lsn=lsn)  # delivered twice: counts once
@@ -132,10 +136,11 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
     built = _rebuild(con)
     assert {"ece.gold.daily_market_summary", "ece.gold.card_price_daily",
             "ece.gold.user_activity_daily", "ece.gold.financial_report_daily",
-            "ece.silver.card_ownership"} <= built
+            "ece.gold.market_trends", "ece.gold.portfolio_value_daily",
+            "ece.silver.card_ownership", "ece.silver.cards"} <= built
 
     # silver: deduplicated current state, typed
-    assert _rows(con, "SELECT count(*) FROM ece.silver.sales") == [(6,)]
+    assert _rows(con, "SELECT count(*) FROM ece.silver.sales") == [(7,)]
     assert _rows(con, "SELECT count(*), count(*) FILTER (WHERE status = 'sold') "
                       "FROM ece.silver.listings") == [(2, 1)]
     types = dict(_rows(con, "SELECT column_name, data_type FROM duckdb_columns() WHERE "
@@ -159,6 +164,7 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
                          "auction_sell_through_rate, trades_accepted, fees_cents "
                          "FROM ece.gold.daily_market_summary ORDER BY date")
     assert summary == [
+        (D0, 1, 900, 900, 900, 1, 1, 0, 0, None, 0, 45),
         (D1, 3, 6000, 2000, 2000, 2, 3, 1, 0, None, 0, 300),
         (D2, 3, 9100, 3033, 2600, 3, 3, 1, 2, 0.5, 1, 455),
     ]
@@ -166,8 +172,9 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
     # gold.card_price_daily (OHLC by sale time, UTC days)
     ohlc = _rows(con, "SELECT CAST(card_id AS VARCHAR), date, open_cents, high_cents, "
                       "low_cents, close_cents, sales, volume_cents FROM ece.gold.card_price_daily "
-                      "ORDER BY date, card_id = ? DESC", x)
+                      "ORDER BY date, card_id = ? DESC, card_id = ? DESC", x, z)
     assert ohlc == [
+        (z, D0, 900, 900, 900, 900, 1, 900),
         (x, D1, 1000, 3000, 1000, 3000, 2, 4000), (y, D1, 2000, 2000, 2000, 2000, 1, 2000),
         (x, D2, 1500, 2600, 1500, 2600, 2, 4100), (y, D2, 5000, 5000, 5000, 5000, 1, 5000),
     ]
@@ -185,7 +192,30 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
     # gold.financial_report_daily
     report = "SELECT date, gross_volume_cents, fees_cents, deposits_cents, ledger_balanced " \
              "FROM ece.gold.financial_report_daily ORDER BY date"
-    assert _rows(con, report) == [(D1, 6000, 300, 10_000, True), (D2, 9100, 455, 500, True)]
+    assert _rows(con, report) == [(D0, 900, 45, 0, True), (D1, 6000, 300, 10_000, True),
+                                  (D2, 9100, 455, 500, True)]
+
+    # gold.market_trends: trailing 7/30-day volume-weighted averages per rarity and set
+    trends = _rows(con, "SELECT date, rarity, set_name, volume_cents, avg_price_cents, "
+                        "avg_price_7d_cents, avg_price_30d_cents, round(momentum_7d, 6) "
+                        "FROM ece.gold.market_trends ORDER BY date, rarity")
+    assert trends == [
+        (D0, "rare", "Alpha", 900, 900, 900, 900, 0.0),
+        (D1, "common", "Beta", 2000, 2000, 2000, 2000, 0.0),
+        (D1, "rare", "Alpha", 4000, 2000, 2000, 1633, round(6000 / 4900 - 1, 6)),
+        (D2, "common", "Beta", 5000, 5000, 3500, 3500, 0.0),
+        (D2, "rare", "Alpha", 4100, 2050, 2025, 1800, 0.125),
+    ]
+
+    # gold.portfolio_value_daily: end-of-day holder of X, valued at its last close
+    portfolio = {(str(r[0]), r[1]): (r[2], r[3]) for r in _rows(
+        con, "SELECT user_id, date, card_count, value_cents FROM ece.gold.portfolio_value_daily")}
+    assert portfolio[(b, date(2026, 2, 28))] == (1, 0)
+    assert sum(1 for u, _ in portfolio if u == b) == 28  # Feb 1 .. Feb 28
+    assert (a, D1) not in portfolio  # held X only between 10:00 and 12:00 on day 1
+    assert portfolio[(c, D1)] == (1, 3000) and portfolio[(c, D2)] == (1, 2600)
+    today = datetime.now(UTC).date()
+    assert max(d for u, d in portfolio if u == c) == today and portfolio[(c, today)] == (1, 2600)
 
     # an unbalanced entry lands on day 2: that day, and only that day, is flagged
     feed.change("ledger_entries", "c", {"id": _id(), "transaction_id": tx2, "account_id": acct,
@@ -193,4 +223,5 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
     feed.flush()
     land(con, landing, ["ledger_entries"])
     _rebuild(con)
-    assert _rows(con, report) == [(D1, 6000, 300, 10_000, True), (D2, 9100, 455, 501, False)]
+    assert _rows(con, report) == [(D0, 900, 45, 0, True), (D1, 6000, 300, 10_000, True),
+                                  (D2, 9100, 455, 501, False)]
