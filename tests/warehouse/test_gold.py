@@ -20,7 +20,7 @@ from warehouse.lake import connect, table_exists
 from warehouse.sql import build, models
 
 TABLES = ("cards", "listings", "sales", "bids", "auctions", "trade_offers", "card_history",
-          "ledger_accounts", "ledger_transactions", "ledger_entries")
+          "ledger_accounts", "ledger_transactions", "ledger_entries", "nfts")
 D0, D1, D2 = date(2026, 2, 15), date(2026, 3, 1), date(2026, 3, 2)
 
 
@@ -84,6 +84,18 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
           "created_at": "2026-03-02T08:00:00Z", "updated_at": "2026-03-02T08:00:00Z"}
     feed.change("listings", "c", l2)
     feed.change("listings", "u", {**l2, "status": "sold", "updated_at": "2026-03-02T15:00:00Z"})
+    gone = {"id": _id(), "card_id": y, "seller_id": d, "price_cents": 1, "status": "active",
+            "created_at": "2026-03-02T08:00:00Z", "updated_at": "2026-03-02T08:00:00Z"}
+    feed.change("listings", "c", gone)
+    feed.change("listings", "d", gone)  # deleted: not in silver, not a new listing
+
+    # --- nfts: pending, then minted
+    nft = {"id": _id(), "card_id": x, "status": "pending", "mint_address": None,
+           "metadata_uri": None, "tx_signature": None, "owner_address": None, "error": None,
+           "created_at": "2026-03-01T00:00:00Z", "updated_at": "2026-03-01T00:00:00Z"}
+    feed.change("nfts", "c", nft)
+    feed.change("nfts", "u", {**nft, "status": "minted", "mint_address": "Mint1111",
+                              "updated_at": "2026-03-01T00:01:00Z"})
 
     # --- auctions: two end on day 2 (one sold, one no_sale), one still active
     def auction(status: str, result: str | None, ends: str) -> dict[str, Any]:
@@ -143,6 +155,8 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
     assert _rows(con, "SELECT count(*) FROM ece.silver.sales") == [(7,)]
     assert _rows(con, "SELECT count(*), count(*) FILTER (WHERE status = 'sold') "
                       "FROM ece.silver.listings") == [(2, 1)]
+    assert _rows(con, "SELECT status, mint_address FROM ece.silver.nfts") == [
+        ("minted", "Mint1111")]
     types = dict(_rows(con, "SELECT column_name, data_type FROM duckdb_columns() WHERE "
                             "database_name = 'ece' AND schema_name = 'silver' "
                             "AND table_name = 'sales'"))
