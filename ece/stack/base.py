@@ -128,12 +128,29 @@ class ManagedProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-        # The group may hold grandchildren (Flink's JVM, Dagster's workers): end them too.
+        # The group may hold grandchildren (Flink's JVM, Dagster's workers): end them too,
+        # and wait until they are really gone, so "stopped" means nothing is left running.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while live_group_members(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of a process group that are not yet zombies (read from /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 class Part:

@@ -7,27 +7,13 @@ idle 2-core machine, minutes under load), hence the e2e marker.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import httpx
 import pytest
 
 from ece.settings import Settings
+from ece.stack.base import live_group_members
 from ece.stack.dagster import Dagster, dagster_home
-
-
-def _group_members(pgid: int) -> list[str]:
-    """Live (non-zombie) processes of a process group, from /proc."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            alive.append(stat.parent.name)
-    return alive
 
 
 @pytest.mark.e2e
@@ -43,9 +29,9 @@ def test_dagster_part_starts_and_stops_cleanly(stack_settings: Settings) -> None
         assert ["silver", "cards"] in [n["assetKey"]["path"] for n in nodes]
         assert part.process is not None and part.process.proc is not None
         pgid = part.process.proc.pid
-        assert len(_group_members(pgid)) >= 3  # dev, webserver, daemon (+ code server)
+        assert len(live_group_members(pgid)) >= 3  # dev, webserver, daemon (+ code server)
     finally:
         part.stop()
-    assert _group_members(pgid) == []
+    assert live_group_members(pgid) == []
     assert not part.health()[0]
     assert os.path.exists(part.log_path)
