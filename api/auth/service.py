@@ -28,12 +28,17 @@ from api.users.models import User
 from ece.settings import get_settings
 
 
-async def _issue(
+async def issue_tokens(
     session: AsyncSession,
     user: User,
     family_id: uuid.UUID | None = None,
     parent_id: uuid.UUID | None = None,
 ) -> TokenPair:
+    """A new access token and refresh token for ``user`` (password and wallet logins).
+
+    The refresh token joins ``family_id`` (a login session) so that reusing any
+    rotated-out member revokes the whole family; the caller commits.
+    """
     family = family_id or uuid.uuid4()
     refresh = new_refresh_token()
     now = datetime.now(UTC)
@@ -70,7 +75,7 @@ async def login(session: AsyncSession, ctx: AuditContext, login: str, password: 
         raise unauthorized("invalid login or password")
     if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(password)
-    tokens = await _issue(session, user)
+    tokens = await issue_tokens(session, user)
     await record(session, AuditContext(user.id, ctx.ip), "auth.login", "user", user.id)
     await session.commit()
     return tokens
@@ -110,7 +115,7 @@ async def refresh(session: AsyncSession, ctx: AuditContext, token: str) -> Token
     if user is None:
         raise unauthorized("invalid refresh token")
     row.used_at = datetime.now(UTC)
-    tokens = await _issue(session, user, row.family_id, row.id)
+    tokens = await issue_tokens(session, user, row.family_id, row.id)
     await record(
         session, AuditContext(user.id, ctx.ip), "auth.refresh", "refresh_session", row.family_id
     )

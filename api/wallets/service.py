@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth.schemas import TokenPair
-from api.auth.service import _issue as issue_tokens
+from api.auth.service import issue_tokens
 from api.core.audit import AuditContext, record
 from api.core.pagination import paginate
 from api.core.problems import conflict, unauthorized
