@@ -36,7 +36,9 @@ uv run --locked python -m streaming.jobs.jars >/dev/null
 # The local Arweave gateway (npm arlocal); reinstalled only when the lock changes.
 if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.ece-lock; then
   say "installing the local Arweave gateway (npm ci; the first time builds sqlite3, ~2-4 min)"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # One retry after a pause: a registry hiccup mid-install should not fail a whole CI run.
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null \
+    || { say "npm ci failed; retrying once in 10 s"; sleep 10; npm ci --no-audit --no-fund --loglevel=error >/dev/null; }
   cp package-lock.json node_modules/.ece-lock
 fi
 say "ready"
