@@ -81,9 +81,18 @@ class Workers(Part):
     def health(self) -> tuple[bool, str]:
         try:
             with self._redis() as client:
-                if self.external:
-                    keys = list(client.scan_iter(f"{HEARTBEAT_PREFIX}*", count=100))
-                    return (bool(keys), f"{len(keys)} worker process(es) with a heartbeat")
+                if self.external or self.process is None:
+                    # Not ours (external, or `ece status` asking about `ece up`'s workers):
+                    # healthy when some live process runs every worker this part stands for.
+                    wanted = set(self.default_only.split(","))
+                    pids = [
+                        state["pid"]
+                        for key in client.scan_iter(f"{HEARTBEAT_PREFIX}*", count=100)
+                        if (value := client.get(key)) is not None
+                        and wanted <= set((state := json.loads(value))["workers"])
+                    ]
+                    return (bool(pids), f"{len(pids)} process(es) running "
+                            f"{self.default_only} with a fresh heartbeat")
                 pid = self.pid
                 raw = client.get(heartbeat_key(pid)) if pid is not None else None
         except redis_lib.RedisError as exc:
