@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := UV_PYTHON_DOWNLOADS=never uv run --locked
 
-.PHONY: help install up down status test test-fast lint bench clean
+.PHONY: help install up down status test test-fast layout lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,9 +22,15 @@ status: ## health of every part
 test: install ## run the whole test suite against the real parts (what CI runs)
 	@$(UV) pytest -p no:cacheprovider $(PYTEST_ARGS)
 
+test-fast: ## the unit tests only (no platform, under a minute)
+	@$(UV) pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+layout: ## the layout's floors: prints nothing when the tree is right
+	@$(UV) python -m tests.unit.layout_check
+
 lint: ## ruff and mypy
 	@$(UV) ruff check .
-	@$(UV) mypy api ece streaming orchestration warehouse quality
+	@$(UV) mypy api ece ops streaming orchestration warehouse quality
 
 bench: ## benchmarks (print ratios against a baseline measured in the same run)
 	@for b in bench/bench_*.py; do m=$$(basename $$b .py); echo "== $$m"; $(UV) python -m bench.$$m || exit 1; done

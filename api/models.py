@@ -5,7 +5,6 @@ from api.audit.models import AuditEvent
 from api.auth.models import RefreshSession
 from api.cards.models import Card, CardHistory, CardValuation
 from api.core.db import Base
-from api.core.idempotency import IdempotencyKey
 from api.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from api.market.models import Listing, Sale
 from api.nfts.models import Nft, NftTransaction
@@ -13,6 +12,7 @@ from api.notifications.models import Notification, PushSubscription
 from api.trades.models import TradeOffer, TradeOfferCard
 from api.users.models import CustodyKey, User
 from api.wallets.models import Wallet, WalletChallenge
+from api.web.idempotency import IdempotencyKey
 
 metadata = Base.metadata
 

@@ -13,9 +13,9 @@ import json
 import os
 import time
 
-from api.nfts.arweave import ArweaveClient, Transaction, Wallet
+from api.integrations.arweave import ArweaveClient, Transaction, Wallet
 from bench.harness import percentiles, throwaway_platform
-from ece.stack.base import free_port
+from ops.stack.base import free_port
 
 SECONDS = 10.0
 TAGS = {"Content-Type": "application/json", "App-Name": "ECE"}

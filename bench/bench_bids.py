@@ -34,7 +34,7 @@ import psycopg
 
 from bench.harness import LoadResult, throwaway_platform
 from ece.settings import Settings
-from ece.stack.workers import Workers
+from ops.stack.workers import Workers
 
 CLIENTS = 16
 SECONDS = 10.0
@@ -67,7 +67,7 @@ def _p(samples: list[float], q: float) -> float:
 
 def _setup(api: str, bidders: int) -> tuple[str, list[str], str, list[str]]:
     """(seller token, bidder tokens, admin token, bidder ids)."""
-    from ece.cli.admin import _create  # the `ece admin create` service call
+    from ops.cli.admin import _create  # the `ece admin create` service call
 
     asyncio.run(_create("bench@example.com", "bench", PASSWORD))
     with httpx.Client(base_url=api, timeout=30) as client:

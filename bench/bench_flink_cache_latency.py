@@ -27,8 +27,8 @@ from confluent_kafka import Producer
 from ece.contracts.card_cache import document_key
 from ece.contracts.topics import cdc_topic
 from ece.settings import Settings
-from ece.stack.base import free_port
-from ece.stack.platform import Platform
+from ops.stack.base import free_port
+from ops.stack.supervisor import Platform
 
 TOPIC = cdc_topic("cards")
 

@@ -11,9 +11,9 @@ import time
 import httpx
 
 from bench.harness import run_load, throwaway_platform
-from ece.seed import ensure_admin
 from ece.settings import Settings
-from ece.stack.base import free_port
+from ops.seed import ensure_admin
+from ops.stack.base import free_port
 
 CONCURRENCY = 16
 SECONDS = 10.0

@@ -109,7 +109,7 @@ SEED_SQL = (
 
 def _users(api: str) -> tuple[list[tuple[str, str]], list[str], str]:
     """Buyers (id, token), seller ids, and the admin token."""
-    from ece.cli.admin import _create  # the `ece admin create` service call
+    from ops.cli.admin import _create  # the `ece admin create` service call
 
     asyncio.run(_create("bench@example.com", "bench", PASSWORD))
     with httpx.Client(base_url=api, timeout=30) as client:

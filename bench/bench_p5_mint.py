@@ -34,12 +34,12 @@ import httpx
 import psycopg
 from solders.pubkey import Pubkey
 
-from api.nfts.chain import associated_token_address
+from api.integrations.solana import associated_token_address
 from bench.bench_p2_purchase import _group_cpu_seconds
 from bench.bench_solana_mint import raw_litesvm
 from bench.harness import throwaway_platform
 from ece.settings import Settings
-from ece.stack.base import ManagedProcess
+from ops.stack.base import ManagedProcess
 
 PARTS = ("postgres", "redis", "broker", "migrate", "api", "cdc", "solana", "arweave")
 USERS = 8
@@ -86,7 +86,7 @@ class Bench:
         self.users: list[dict[str, str]] = []  # id, token, custody
 
     async def accounts(self) -> None:
-        from ece.cli.admin import _create
+        from ops.cli.admin import _create
 
         await _create("p5@example.com", "p5admin", PASSWORD)
         self.admin = {"Authorization": f"Bearer {await self.login('p5admin')}"}

@@ -27,7 +27,7 @@ def _up(args: list[str]) -> tuple[float, float, float, set[int]]:
     data_dir.chmod(0o755)
     env = _environment(data_dir)
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "ece", "up", "--free-ports", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ops", "up", "--free-ports", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     ready = None

@@ -22,7 +22,7 @@ from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from api.nfts.chain import mint_nft, onchain_owners
+from api.integrations.solana import mint_nft, onchain_owners
 from api.nfts.reconcile import (
     _FIRST_ID,
     ReconcileResult,

@@ -26,11 +26,11 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import VersionedTransaction
 
-from api.nfts.chain import mint_nft
-from api.nfts.chain import token2022 as t22
+from api.integrations.solana import mint_nft
+from api.integrations.solana import token2022 as t22
 from bench.harness import throwaway_platform
 from ece.log import configure
-from ece.stack.base import free_port
+from ops.stack.base import free_port
 
 RAW_MINTS = 1000
 SEQUENTIAL_MINTS = 200

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from ece.settings import Settings, get_settings
-from ece.stack.platform import Platform, free_port_environment
+from ops.stack.supervisor import Platform, free_port_environment
 
 
 @contextmanager

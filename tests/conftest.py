@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Helpers shared across test folders (apitest, markettest, ...) and the API fixtures.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from ece.settings import Settings, get_settings
+from ops.stack.supervisor import Platform, free_port_environment
 
-from ece.settings import Settings, get_settings  # noqa: E402
-from ece.stack.platform import Platform, free_port_environment  # noqa: E402
-
-pytest_plugins = ["api_fixtures"]
+# The API fixtures (one plugin); helpers are imported as ``tests.support.<name>``.
+pytest_plugins = ["tests.support.api_fixtures"]
 
 
 def _test_environment(data_dir: Path) -> dict[str, str]:

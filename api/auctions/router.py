@@ -18,10 +18,10 @@ from api.auctions.schemas import (
 )
 from api.auth.deps import CurrentUser, SessionDep
 from api.core.cache import get_redis
-from api.core.http import Cache, Cursor, Limit, UserCtx, etag_response
-from api.core.idempotency import IdempotencyDep
 from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses
+from api.web.deps import Cache, Cursor, Limit, UserCtx, etag_response
+from api.web.idempotency import IdempotencyDep
 
 router = APIRouter(prefix="/auctions", tags=["auctions"])
 

@@ -36,15 +36,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auctions.models import Auction, Bid
 from api.auctions.schemas import AuctionCreate
+from api.audit.chain import AuditContext, record
 from api.cards.ownership import lock_cards, transfer_card
 from api.cards.service import document_of
-from api.core.audit import AuditContext, record
 from api.core.cache import CardCache
-from api.core.idempotency import Idempotency
 from api.core.pagination import paginate
 from api.core.problems import Problem, conflict, forbidden, not_found, validation_error
 from api.ledger import service as ledger
 from api.users.models import User
+from api.web.idempotency import Idempotency
 
 log = structlog.get_logger(__name__)
 

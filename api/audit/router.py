@@ -5,10 +5,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from api.audit.chain import verify_chain
 from api.audit.models import AuditEvent
 from api.audit.schemas import AuditEventOut, AuditPage, ChainVerification
 from api.auth.deps import AdminUser, SessionDep
-from api.core.audit import verify_chain
 from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_id_cursor, encode_id_cursor
 from api.core.problems import problem_responses
 

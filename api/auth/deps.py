@@ -10,18 +10,15 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit.chain import AuditContext
 from api.auth.models import RefreshSession
-from api.core.audit import AuditContext
-from api.core.db import get_session
+from api.core.db import SessionDep
 from api.core.problems import forbidden, unauthorized
 from api.core.security import decode_access_token
 from api.users.models import User
 
 bearer = HTTPBearer(auto_error=False)
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def current_user(

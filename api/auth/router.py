@@ -4,15 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from api.audit.chain import AuditContext
 from api.auth import service
 from api.auth.deps import CurrentUser, SessionDep, anonymous_context, user_context
 from api.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair
-from api.core.audit import AuditContext
 from api.core.problems import problem_responses
-from api.core.ratelimit import login_account_key, login_attempts
 from api.users.models import User
 from api.users.schemas import UserOut
 from api.users.service import register_user
+from api.web.ratelimit import login_account_key, login_attempts
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

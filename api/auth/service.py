@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit.chain import AuditContext, record
 from api.auth.models import RefreshSession
 from api.auth.schemas import TokenPair
-from api.core.audit import AuditContext, record
 from api.core.problems import unauthorized
 from api.core.security import (
     create_access_token,

@@ -33,16 +33,16 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit.chain import AuditContext, record
 from api.auth.deps import CurrentUser, SessionDep
 from api.cards.models import Card
 from api.cards.service import document_of
-from api.core.audit import AuditContext, record
 from api.core.cache import CardCache
 from api.core.crypto import Keyring, image_cipher
-from api.core.http import Cache, UserCtx
 from api.core.problems import Problem, forbidden, not_found, problem_responses
 from api.storage import ObjectNotFound, ObjectStore, get_object_store
 from api.users.models import User
+from api.web.deps import Cache, UserCtx
 from ece.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,7 @@ ownership takes its row locks in this order, and never goes back to an earlier
 class after taking a later one:
 
 1. the ``idempotency_keys`` row of the request (inserted first by
-   ``api.core.idempotency``);
+   ``api.web.idempotency``);
 2. the business row the request is about, with ``SELECT ... FOR UPDATE``:
    the listing, the auction, or the trade offer (one per transaction);
 3. cards, all at once in id order (:func:`lock_cards`);
@@ -20,7 +20,7 @@ class after taking a later one:
    (``platform_fees``, ``external_deposits``), locked by the entry that moves it.
    Every sale and deposit shares those rows, so move money as the last write
    before the audit event to hold them for the shortest time;
-5. the audit chain's advisory lock (``api.core.audit.record``), last, held until
+5. the audit chain's advisory lock (``api.audit.chain.record``), last, held until
    COMMIT.
 
 Two transactions that want overlapping rows therefore queue on the first row they

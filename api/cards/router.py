@@ -19,9 +19,9 @@ from api.cards.schemas import (
     CardUpdate,
     Rarity,
 )
-from api.core.http import Cache, Cursor, Limit, UserCtx, etag_matches
 from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses, validation_error
+from api.web.deps import Cache, Cursor, Limit, UserCtx, etag_matches
 from ece.contracts.card_cache import etag
 
 router = APIRouter(prefix="/cards", tags=["cards"])

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit.chain import AuditContext, record
 from api.cards.models import Card, CardHistory
-from api.core.audit import AuditContext, record
 from api.core.cache import CardCache
 from api.core.pagination import paginate
 from api.core.problems import not_found, validation_error

@@ -10,8 +10,9 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import FetchedValue, MetaData, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import (
@@ -66,6 +67,10 @@ async def get_session() -> AsyncIterator[AsyncSession]:
     """FastAPI dependency: a session that is rolled back unless the service committed."""
     async with get_sessionmaker()() as session:
         yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+"""The request's database session (one per request, closed after the answer)."""
 
 
 async def dispose_engine() -> None:

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from api.auth.deps import AdminUser, CurrentUser, SessionDep
-from api.core.http import UserCtx
-from api.core.idempotency import IdempotencyDep
 from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.problems import problem_responses
 from api.ledger import service
 from api.ledger.models import LedgerEntry
 from api.ledger.schemas import BalanceOut, DepositIn, DepositOut, LedgerEntryOut, LedgerPage
+from api.web.deps import UserCtx
+from api.web.idempotency import IdempotencyDep
 
 router = APIRouter(tags=["money"])
 

@@ -30,7 +30,7 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from api.core.audit import AuditContext, record
+from api.audit.chain import AuditContext, record
 from api.core.pagination import decode_cursor, encode_cursor
 from api.core.problems import Problem, validation_error
 from api.ledger.models import (
@@ -43,7 +43,7 @@ from api.ledger.models import (
 from api.users.models import User
 
 if TYPE_CHECKING:  # type only: building blocks stay free of the HTTP layer
-    from api.core.idempotency import Idempotency
+    from api.web.idempotency import Idempotency
 
 AVAILABLE = "user_available"
 HELD = "user_held"

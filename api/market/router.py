@@ -12,8 +12,6 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from api.auth.deps import CurrentUser, SessionDep
-from api.core.http import Cache, UserCtx, conditional_json
-from api.core.idempotency import IdempotencyDep
 from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.problems import problem_responses, validation_error
 from api.market import service
@@ -26,6 +24,8 @@ from api.market.schemas import (
     ListingStatus,
     SaleOut,
 )
+from api.web.deps import Cache, UserCtx, conditional_json
+from api.web.idempotency import IdempotencyDep
 
 router = APIRouter(prefix="/listings", tags=["marketplace"])
 

@@ -20,16 +20,16 @@ from sqlalchemy import Select, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit.chain import AuditContext, record
 from api.cards.models import Card
 from api.cards.ownership import lock_cards, transfer_card
 from api.cards.service import document_of
-from api.core.audit import AuditContext, record
 from api.core.cache import CardCache
-from api.core.idempotency import Idempotency
 from api.core.problems import Problem, conflict, forbidden, not_found, validation_error
 from api.ledger import service as ledger
 from api.market.models import Listing, Sale
 from api.users.models import User
+from api.web.idempotency import Idempotency
 from ece.settings import get_settings
 
 

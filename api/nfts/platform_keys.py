@@ -35,9 +35,9 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from api.core import crypto
-from api.nfts.arweave import ArweaveClient, Wallet
-from api.nfts.chain.errors import RpcRejected
-from api.nfts.chain.transport import call
+from api.integrations.arweave import ArweaveClient, Wallet
+from api.integrations.solana.errors import RpcRejected
+from api.integrations.solana.transport import call
 from ece.settings import Settings
 
 log = structlog.get_logger("api.nfts.platform_keys")

@@ -41,7 +41,7 @@ from solders.pubkey import Pubkey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from api.nfts.chain import find_mint, onchain_owners
+from api.integrations.solana import find_mint, onchain_owners
 from ece.contracts.topics import CHAIN_RECONCILIATION
 from ece.settings import Settings, get_settings
 

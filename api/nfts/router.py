@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response, status
 
 from api.auth.deps import CurrentUser, SessionDep
-from api.core.http import UserCtx, etag_response
-from api.core.idempotency import IdempotencyDep
 from api.core.problems import problem_responses
 from api.nfts import service
 from api.nfts.models import Nft
 from api.nfts.schemas import NftOut
+from api.web.deps import UserCtx, etag_response
+from api.web.idempotency import IdempotencyDep
 
 router = APIRouter(tags=["nfts"])
 API_PREFIX = "/api/v1"

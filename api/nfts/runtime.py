@@ -1,7 +1,7 @@
 """Plumbing shared by the two NFT workers (mint saga, chain transfers).
 
 * :class:`ChangeFeed`: a confluent-kafka consumer of CDC topics, in a consumer
-  group keyed by the broker epoch (``ece.stack.broker.cluster_id``) so a fresh
+  group keyed by the broker epoch (``ops.stack.broker.cluster_id``) so a fresh
   local broker never inherits offsets of a vanished one. Events only *wake* the
   workers; Postgres is read again for every decision, so a missed, duplicated or
   reordered event cannot cause a wrong action, and a periodic sweep of the
@@ -261,7 +261,7 @@ async def feed_and_sweep(
 
 
 def broker_epoch(settings: Settings, timeout: float = 5.0) -> str:
-    from ece.stack.broker import cluster_id
+    from ops.stack.broker import cluster_id
 
     return cluster_id(settings.kafka_bootstrap, timeout)
 
@@ -445,8 +445,8 @@ def is_transient(exc: BaseException) -> bool:
     import httpx
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-    from api.nfts.arweave import GatewayUnavailable, InsufficientFunds
-    from api.nfts.chain import ChainUnavailable, TransactionExpired
+    from api.integrations.arweave import GatewayUnavailable, InsufficientFunds
+    from api.integrations.solana import ChainUnavailable, TransactionExpired
     from api.nfts.platform_keys import PlatformKeyUnfunded
 
     if isinstance(exc, ChainUnavailable | TransactionExpired | GatewayUnavailable):
@@ -472,8 +472,8 @@ def insufficient_funds(exc: BaseException) -> bool:
 
 def is_permanent(exc: BaseException) -> bool:
     """These inputs can never work: record the failure instead of retrying."""
-    from api.nfts.arweave import InsufficientFunds, TransactionRejected
-    from api.nfts.chain import RpcRejected, TransactionFailed
+    from api.integrations.arweave import InsufficientFunds, TransactionRejected
+    from api.integrations.solana import RpcRejected, TransactionFailed
     from api.nfts.service import PermanentMintError
 
     if isinstance(exc, InsufficientFunds):
@@ -546,7 +546,7 @@ class FeePayerGuard:
 
 def run_main(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
     """Run one worker as its own process until SIGINT/SIGTERM (``python -m ...``)."""
-    from api.core.logging import configure_logging
+    from api.core.logs import configure_logging
     from ece.settings import get_settings
 
     configure_logging()

@@ -24,15 +24,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from api.audit.chain import AuditContext, record
 from api.cards.models import Card, CardHistory
 from api.cards.ownership import lock_cards
-from api.core.audit import AuditContext, record
 from api.core.problems import Problem, conflict, not_found
 from api.nfts.models import Nft, NftTransaction
 from api.users.models import User
 
 if TYPE_CHECKING:
-    from api.core.idempotency import Idempotency
+    from api.web.idempotency import Idempotency
 
 ACTIVE_STATUSES = ("pending", "uploading", "minting")
 OPEN_TX_STATUSES = ("pending", "submitted")

@@ -6,8 +6,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from api.auth.deps import CurrentUser, SessionDep
-from api.core.http import Cache, Cursor, Limit, UserCtx, etag_response
-from api.core.idempotency import IdempotencyDep
 from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses
 from api.trades import service
@@ -18,6 +16,8 @@ from api.trades.schemas import (
     TradeOfferOut,
     TradeOfferPage,
 )
+from api.web.deps import Cache, Cursor, Limit, UserCtx, etag_response
+from api.web.idempotency import IdempotencyDep
 
 router = APIRouter(prefix="/trade-offers", tags=["trades"])
 

@@ -20,17 +20,17 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit.chain import AuditContext, record
 from api.cards.models import Card
 from api.cards.ownership import lock_cards, transfer_card
 from api.cards.service import document_of
-from api.core.audit import AuditContext, record
 from api.core.cache import CardCache
-from api.core.idempotency import Idempotency
 from api.core.pagination import paginate
 from api.core.problems import Problem, forbidden, not_found, validation_error
 from api.trades.models import TradeOffer, TradeOfferCard
 from api.trades.schemas import DEFAULT_EXPIRY, TradeOfferCreate, TradeOfferOut
 from api.users.models import User
+from api.web.idempotency import Idempotency
 
 SYSTEM = AuditContext(actor_id=None, ip=None)
 

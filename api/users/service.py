@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.core.audit import AuditContext, record
+from api.audit.chain import AuditContext, record
 from api.core.crypto import custody_cipher
 from api.core.problems import conflict
 from api.core.security import hash_password

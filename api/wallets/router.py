@@ -10,16 +10,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy import select
 
+from api.audit.chain import AuditContext
 from api.auth.deps import CurrentUser, SessionDep, anonymous_context
 from api.auth.schemas import TokenPair
-from api.core.audit import AuditContext
-from api.core.http import UserCtx
 from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.problems import problem_responses
-from api.core.ratelimit import login_attempts
 from api.wallets import service
 from api.wallets.models import Wallet, WalletChallenge
 from api.wallets.schemas import ChallengeIn, ChallengeOut, SignedIn, WalletOut, WalletPage
+from api.web.deps import UserCtx
+from api.web.ratelimit import login_attempts
 
 router = APIRouter(tags=["wallets"])
 

@@ -20,9 +20,9 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit.chain import AuditContext, record
 from api.auth.schemas import TokenPair
 from api.auth.service import issue_tokens
-from api.core.audit import AuditContext, record
 from api.core.pagination import paginate
 from api.core.problems import conflict, unauthorized
 from api.users.models import User

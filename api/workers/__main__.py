@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from api.core.cache import close_redis, get_redis
 from api.core.db import dispose_engine
-from api.core.logging import configure_logging
+from api.core.logs import configure_logging
 from api.workers import chain_transfers, mint_saga
 from api.workers.auction_closer import AuctionCloser
 from api.workers.change_feed_worker import ChangeFeedWorker

@@ -33,8 +33,8 @@ import structlog
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from api.integrations.solana import TransactionFailed, find_mint, transfer_nft
 from api.nfts import platform_keys, service
-from api.nfts.chain import TransactionFailed, find_mint, transfer_nft
 from api.nfts.runtime import (
     DeadLetters,
     FeePayerGuard,

@@ -7,7 +7,7 @@ keeps the table from growing without bound; running it every few minutes is enou
 import structlog
 
 from api.core.db import get_sessionmaker
-from api.core.idempotency import purge_expired
+from api.web.idempotency import purge_expired
 from api.workers.loop import Worker
 
 log = structlog.get_logger("api.workers.idempotency_purger")

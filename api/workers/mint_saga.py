@@ -36,14 +36,14 @@ from solders.pubkey import Pubkey
 
 from api.cards.images import load_image
 from api.core.problems import Problem
-from api.nfts import platform_keys, service
-from api.nfts.arweave import ArweaveClient, GatewayUnavailable, InsufficientFunds, Wallet
-from api.nfts.chain import (
+from api.integrations.arweave import ArweaveClient, GatewayUnavailable, InsufficientFunds, Wallet
+from api.integrations.solana import (
     TransactionFailed,
     deterministic_mint_keypair,
     find_mint,
     mint_nft,
 )
+from api.nfts import platform_keys, service
 from api.nfts.runtime import (
     DeadLetters,
     FeePayerGuard,

@@ -12,7 +12,7 @@ import sys
 
 from ece.contracts import topics
 from ece.settings import get_settings
-from ece.stack.broker import cluster_id
+from ops.stack.broker import cluster_id
 from streaming.jobs import jars, minicluster, registry
 from streaming.jobs.runtime import JobOptions, create_context, ensure_topics
 

@@ -19,14 +19,14 @@ from confluent_kafka import Consumer
 
 from ece.contracts import card_cache
 from ece.contracts.topics import cdc_topic
-from ece.stack.platform import Platform
+from ops.stack.supervisor import Platform
 
 pytestmark = pytest.mark.e2e
 
 
 def ece(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the `ece` command as a user would (same environment as the test)."""
-    return subprocess.run([sys.executable, "-m", "ece", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ops", *args], capture_output=True, text=True,
                           timeout=300, check=False)
 
 

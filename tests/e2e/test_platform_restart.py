@@ -20,8 +20,8 @@ import redis
 
 from ece.contracts import card_cache
 from ece.settings import Settings
-from ece.stack.broker import cluster_id
-from ece.stack.platform import Platform, free_port_environment
+from ops.stack.broker import cluster_id
+from ops.stack.supervisor import Platform, free_port_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ def _cached_version(settings: Settings, card_id: str) -> int | None:
 
 
 def _ece(settings: Settings, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "ece", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "ops", *args], capture_output=True, text=True,
                           timeout=300, check=False,
                           env={"PATH": "/usr/bin:/bin", **settings.as_environment()})
     assert done.returncode == 0, done.stdout + done.stderr

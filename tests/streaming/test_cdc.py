@@ -27,9 +27,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from ece.contracts.topics import CAPTURED_TABLES, cdc_topic
 from ece.settings import Settings
-from ece.stack.base import Part, free_port
-from ece.stack.broker import cluster_id
-from ece.stack.platform import Platform
+from ops.stack.base import Part, free_port
+from ops.stack.broker import cluster_id
+from ops.stack.supervisor import Platform
 from streaming.cdc.config import ENGINE_NAME, STATE_SCHEMA, STATE_TABLE
 from streaming.cdc.status import read_status
 from streaming.topics import schema_path, validator

@@ -22,8 +22,8 @@ from confluent_kafka.admin import AdminClient
 
 from ece.contracts.card_cache import card_document, decode_entry, document_key, floor_key
 from ece.contracts.topics import DLQ, cdc_topic
-from ece.stack.broker import cluster_id
-from ece.stack.platform import Platform
+from ops.stack.broker import cluster_id
+from ops.stack.supervisor import Platform
 from streaming.jobs.card_cache import MalformedEvent, _bucket, parse_change
 from streaming.jobs.minicluster import tmp_dir
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from apitest import PASSWORD, Account, Db, register_and_login, unique
 from fastapi import FastAPI
 
 from ece.settings import Settings, get_settings
+from tests.support.apitest import PASSWORD, Account, Db, register_and_login, unique
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +27,9 @@ def api_settings(platform: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 async def app(api_settings: Settings) -> AsyncIterator[FastAPI]:
-    from api.app import create_app
     from api.core.cache import close_redis
     from api.core.db import dispose_engine
+    from api.web.app import create_app
 
     await dispose_engine()
     await close_redis()
@@ -58,7 +58,7 @@ async def user(client: httpx.AsyncClient) -> Account:
 @pytest.fixture(scope="session")
 async def admin(client: httpx.AsyncClient, app: FastAPI) -> Account:
     """An admin made the way operators make one: through ``create_admin`` (the CLI path)."""
-    from api.core.audit import AuditContext
+    from api.audit.chain import AuditContext
     from api.core.db import get_sessionmaker
     from api.users.service import create_admin
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the API tests (imported as ``apitest``; not a fixture module)."""
+"""Helpers shared by the API tests (``tests.support.apitest``; not a fixture module)."""
 
 import uuid
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Helpers for the auction and trade tests (imported as ``auctiontest``; not fixtures)."""
+"""Helpers for the auction and trade tests (``tests.support.auctiontest``; not fixtures)."""
 
 import time
 from collections.abc import Callable, Iterator
@@ -6,11 +6,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import markettest
-from apitest import Account, Db
 
 from ece.settings import Settings
-from ece.stack.workers import Workers
+from ops.stack.workers import Workers
+from tests.support import markettest
+from tests.support.apitest import Account, Db
 
 # Tables a failed auction or trade request must leave untouched (besides markettest's).
 EXTRA_TABLES = ("auctions", "bids", "trade_offers", "trade_offer_cards")

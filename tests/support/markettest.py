@@ -1,9 +1,10 @@
-"""Helpers for the marketplace tests (imported as ``markettest``; not fixtures)."""
+"""Helpers for the marketplace tests (``tests.support.markettest``; not fixtures)."""
 
 from typing import Any
 
 import httpx
-from apitest import Account, Db
+
+from tests.support.apitest import Account, Db
 
 # Tables a failed money/ownership request must leave untouched.
 WRITE_TABLES = (

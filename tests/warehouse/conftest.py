@@ -15,7 +15,7 @@ import pytest
 from cdcfeed import Feed
 
 from ece.settings import Settings, get_settings
-from ece.stack.platform import Platform
+from ops.stack.supervisor import Platform
 from warehouse.bronze import LandingConfig
 
 

@@ -9,8 +9,8 @@ import uuid
 from cdcfeed import Feed, card_row
 from typer.testing import CliRunner
 
-from ece.cli.warehouse import warehouse_app
 from ece.settings import REPO_ROOT, Settings
+from ops.cli.warehouse import warehouse_app
 
 
 def test_refresh_then_sql_and_shell(lake_settings: Settings, feed: Feed) -> None:
@@ -33,7 +33,7 @@ def test_refresh_then_sql_and_shell(lake_settings: Settings, feed: Feed) -> None
     assert refused.exit_code == 1 and "error" in refused.output
 
     shell = subprocess.run(
-        [sys.executable, "-c", "from ece.cli.warehouse import warehouse_app; warehouse_app()",
+        [sys.executable, "-c", "from ops.cli.warehouse import warehouse_app; warehouse_app()",
          "shell"],
         input="SELECT 'rows=' || count(*) FROM ece.silver.cards;\n", capture_output=True,
         text=True, timeout=60, cwd=REPO_ROOT)

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from ece.settings import Settings
-from ece.stack.base import live_group_members
-from ece.stack.dagster import Dagster, dagster_home
+from ops.stack.base import live_group_members
+from ops.stack.dagster import Dagster, dagster_home
 
 
 @pytest.mark.e2e

@@ -18,8 +18,8 @@ import pytest
 from cdcfeed import Feed, card_row
 
 from ece.settings import Settings
-from ece.stack.base import free_port
-from ece.stack.broker import Broker, cluster_id
+from ops.stack.base import free_port
+from ops.stack.broker import Broker, cluster_id
 from warehouse.bronze import LandingConfig, land
 from warehouse.lake import connect
 

@@ -1,0 +1,1 @@
+"""Clients of the outside systems any domain or worker may call: Solana and Arweave."""

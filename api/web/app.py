@@ -1,0 +1,172 @@
+"""The FastAPI application factory (``uvicorn api.web.app:create_app --factory``).
+
+Everything is assembled here and nowhere else: logging, middleware (request id +
+access log, metrics, gzip), problem+json handlers, and the domain routers under
+``/api/v1``. Health and metrics answer both at the root (probes, Prometheus) and
+under ``/api/v1`` (the contract's base path).
+"""
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auctions.router import router as auctions_router
+from api.audit.router import router as audit_router
+from api.auth.router import router as auth_router
+from api.cards.images import router as card_images_router
+from api.cards.router import router as cards_router
+from api.cards.valuations import router as valuations_router
+from api.core.cache import close_redis
+from api.core.db import dispose_engine
+from api.core.health import router as health_router
+from api.core.logs import configure_logging
+from api.core.metrics import MetricsMiddleware, metrics_endpoint, route_template
+from api.core.problems import PROBLEM_JSON, install_problem_handlers
+from api.ledger.router import router as ledger_router
+from api.market.router import router as market_router
+from api.nfts.router import router as nfts_router
+from api.portfolio.router import router as portfolio_router
+from api.trades.router import router as trades_router
+from api.users.router import router as users_router
+from api.wallets.router import router as wallets_router
+from api.web.ratelimit import RateLimitMiddleware
+
+API_PREFIX = "/api/v1"
+log = structlog.get_logger("api.access")
+
+
+class RequestContextMiddleware:
+    """Give each request an id (echoed as ``X-Request-ID``) and one access-log line.
+
+    Only method, route template, status and timing are logged: never headers or
+    bodies, which carry tokens and passwords.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode()[:64]
+        request_id = incoming or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                route=route_template(scope),
+                status=status,
+                ms=round((time.perf_counter() - start) * 1000, 2),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await close_redis()
+    await dispose_engine()
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details; branch on `code`.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with 422s described as the problem+json they really are."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"] = {
+                    "description": "Validation error (problem+json, code validation_error)",
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app() -> FastAPI:
+    """A fresh application (tests build one per settings object)."""
+    configure_logging()
+    app = FastAPI(
+        title="ECE — Elite Card Exchange API",
+        version="1.0.0",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+
+    v1 = APIRouter(prefix=API_PREFIX)
+    v1.include_router(health_router)
+    v1.include_router(auth_router)
+    v1.include_router(users_router)
+    v1.include_router(cards_router)
+    v1.include_router(card_images_router)
+    v1.include_router(valuations_router)
+    v1.include_router(ledger_router)
+    v1.include_router(market_router)
+    v1.include_router(portfolio_router)
+    v1.include_router(audit_router)
+    v1.include_router(wallets_router)
+    v1.include_router(trades_router)
+    v1.include_router(auctions_router)
+    v1.include_router(nfts_router)
+    v1.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.include_router(v1)
+    app.include_router(health_router, include_in_schema=False)
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+
+    # Last added = outermost: the request id wraps everything, gzip sits innermost.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(RateLimitMiddleware)  # inside metrics: 429s are counted
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,146 @@
+"""PostgreSQL 15: the platform's own cluster under ``data/pg``, ready for logical decoding.
+
+initdb refuses to run as root, so when the supervisor is root the cluster belongs
+to the ``postgres`` OS user. Authentication is ``trust`` on loopback only: the
+contract's URL carries no password and nothing listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+from pathlib import Path
+
+import psycopg
+
+from ece.settings import Settings
+from ops.stack.base import ManagedProcess, Part, PartFailed, wait_until
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+APT_FIX = "apt-get install -y postgresql-15 (Debian's PostgreSQL 15 server)"
+SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "wal_level": "logical",
+    "max_replication_slots": "10",
+    "max_wal_senders": "10",
+    # A bounded slot: a stuck CDC consumer cannot fill the disk; an invalidated
+    # slot is detected by the CDC runner instead of retried for 30 minutes.
+    "max_slot_wal_keep_size": "2GB",
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "synchronous_commit": "on",
+    "fsync": "on",
+    "log_min_messages": "warning",
+}
+
+
+def _run_as() -> str | None:
+    """The OS user owning the cluster: ``postgres`` when we are root, else ourselves."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
+class Postgres(Part):
+    name = "postgres"
+
+    @property
+    def url(self) -> str:
+        return self.settings.database_url
+
+    @property
+    def data_path(self) -> Path:
+        return self.settings.data_dir / "pg"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.settings.data_dir / "pg-run"
+
+    def _chown(self, path: Path) -> None:
+        user = _run_as()
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _initdb(self) -> None:
+        initdb = PG_BIN / "initdb"
+        if not initdb.exists():
+            raise PartFailed(self.name, f"{initdb} not found", APT_FIX)
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        self._chown(self.data_path)
+        init = ManagedProcess(
+            "initdb",
+            [str(initdb), "-D", str(self.data_path), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"],
+            self.settings.logs_dir / "postgres-initdb.log",
+            user=_run_as(),
+        )
+        proc = init.start()
+        if proc.wait(120) != 0:
+            raise PartFailed(self.name, "initdb failed", "remove data/pg and retry",
+                             init.log_path)
+        init.stop()
+
+    def start(self) -> None:
+        if self.external:
+            return
+        for folder in (self.settings.data_dir, self.settings.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(folder.stat().st_mode | 0o055)  # postgres user must traverse it
+        if not (self.data_path / "PG_VERSION").exists():
+            self._initdb()
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._chown(self.socket_dir)
+        pid_file = self.data_path / "postmaster.pid"
+        if pid_file.exists():  # left by a killed run: postgres refuses to start otherwise
+            stale_pid = int(pid_file.read_text().split()[0])
+            try:
+                os.kill(stale_pid, 0)
+                raise PartFailed(self.name, f"another postgres (pid {stale_pid}) uses data/pg",
+                                 "run `make down` or stop that process")
+            except ProcessLookupError:
+                pid_file.unlink()
+        argv = [str(PG_BIN / "postgres"), "-D", str(self.data_path),
+                "-c", f"port={self.settings.db_port}",
+                "-c", f"unix_socket_directories={self.socket_dir}"]
+        for key, value in SERVER_SETTINGS.items():
+            argv += ["-c", f"{key}={value}"]
+        # SIGINT = "fast" shutdown: rolls back open transactions, checkpoints, exits.
+        self.process = ManagedProcess(self.name, argv, self.log_path, user=_run_as(),
+                                      stop_signal=signal.SIGINT, stop_timeout=30)
+        proc = self.process.start()
+        wait_until(lambda: self._connect("postgres"), 60, "accepting connections",
+                   self.name, proc, self.log_path)
+        self._bootstrap()
+
+    def _connect(self, dbname: str, user: str = "postgres") -> bool:
+        with psycopg.connect(host="127.0.0.1", port=self.settings.db_port, user=user,
+                             dbname=dbname, connect_timeout=2):
+            return True
+
+    def _bootstrap(self) -> None:
+        """Create the ``ece`` role and the app and lakehouse databases, once."""
+        role = self.settings.db_user
+        lake_db = _lake_dbname(self.settings)
+        with psycopg.connect(host="127.0.0.1", port=self.settings.db_port, user="postgres",
+                             dbname="postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER REPLICATION')
+            for db in (self.settings.db_name, lake_db):
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                    (db,)).fetchone():
+                    conn.execute(f'CREATE DATABASE "{db}" OWNER "{role}"')
+
+    def health(self) -> tuple[bool, str]:
+        try:
+            with psycopg.connect(self.settings.database_url, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True, self.url
+        except psycopg.Error as exc:
+            return False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _lake_dbname(settings: Settings) -> str:
+    for token in settings.lake_catalog.split():
+        if token.startswith("dbname="):
+            return token.split("=", 1)[1]
+    return "ece_lake"
