@@ -8,6 +8,8 @@ every process to it at once. Defaults are the embedded local stack of
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -115,11 +117,7 @@ class Settings(BaseSettings):
             raise RuntimeError(f"ECE_{name.upper()} must be set in prod")
         path = self.secrets_dir / name
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
-            tmp.replace(path)
+            _write_secret_once(path, secrets.token_urlsafe(48))
         return path.read_text().strip()
 
     def as_environment(self) -> dict[str, str]:
@@ -142,6 +140,28 @@ class Settings(BaseSettings):
     @property
     def jwt_key(self) -> str:
         return self.secret("jwt_secret", self.jwt_secret)
+
+
+def _write_secret_once(path: Path, value: str) -> None:
+    """Create ``path`` holding ``value``, readable by its owner only, atomically.
+
+    The value goes to a private temporary file (mode 0600 from the first byte),
+    which is then hard-linked into place: a link never replaces an existing file,
+    so when two processes generate the same secret at once both end up reading
+    the one that landed first, and no reader ever sees a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @lru_cache

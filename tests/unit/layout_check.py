@@ -2,206 +2,189 @@
 
 Prints one line per violation and nothing when the tree is right:
 
-- no module under ``ece/`` imports a higher package of the project;
-- no module under ``api/core/`` imports an ``api`` domain;
-- nothing outside ``ops/`` (and tests, benchmarks) imports ``ops``;
+- no module under ``ece/`` (the foundation) imports a higher package of the project;
+- no module under ``api/core/`` imports an ``api`` domain (or ``api.web``);
+- nothing outside ``ops/`` imports ``ops`` (the operations floor is the top);
 - no source module is over 400 lines (tests, benchmarks and migration versions aside);
 - no module is named after a standard library module;
 - there is no import cycle between modules.
 
 Why a script and not a linter rule: the floors are this project's own
-architecture (``docs/architecture.md``); a test runs it so the layout stays true.
+architecture (``docs/architecture.md``). ``tests/unit/test_layout.py`` runs it,
+so the layout stays true.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("ece", "api", "streaming", "orchestration", "warehouse", "quality", "ops")
-ABOVE_FOUNDATION = ("api", "streaming", "orchestration", "warehouse", "quality", "ops")
+PACKAGES = ("ece", "api", "ops", "streaming", "orchestration", "warehouse", "quality")
+ABOVE_FOUNDATION = ("api", "ops", "streaming", "orchestration", "warehouse", "quality")
+# What api/core may import from api: itself only.
+CORE_ALLOWED = ("api.core",)
 MAX_LINES = 400
-# The `api` packages that are not domains: what api/core may import.
-API_NON_DOMAINS = ("api.core",)
-
-
-def source_files() -> Iterator[Path]:
-    for pkg in PACKAGES:
-        base = ROOT / pkg
-        if base.is_dir():
-            yield from sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def imports_of(path: Path) -> list[str]:
-    """Absolute module names a file imports (relative imports resolved)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    mod = module_name(path)
-    package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
-    found: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join([*base, node.module] if node.module else base)
-            else:
-                target = node.module or ""
-            found.append(target)
-            found.extend(f"{target}.{alias.name}" for alias in node.names)
-    return found
 
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def _known_modules(files: list[Path]) -> set[str]:
-    return {module_name(p) for p in files}
+@dataclass
+class Module:
+    name: str
+    path: Path
+    rel: str
+    tree: ast.Module
+    lines: int
+    imports: set[str] = field(default_factory=set)  # project modules it imports at run time
 
 
-def _resolve(name: str, known: set[str]) -> str | None:
-    """The project module an imported name refers to (a module, or its package)."""
-    while name:
-        if name in known:
-            return name
-        name = name.rpartition(".")[0]
-    return None
+class Layout:
+    """The project's modules under ``root`` and the imports between them."""
 
-
-def _is_type_checking_only(path: Path) -> set[int]:
-    """Line numbers of imports under ``if TYPE_CHECKING:`` (no runtime edge)."""
-    lines: set[int] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for sub in node.body:
-                for inner in ast.walk(sub):
-                    if isinstance(inner, ast.Import | ast.ImportFrom):
-                        lines.add(inner.lineno)
-    return lines
-
-
-def import_graph(files: list[Path]) -> dict[str, set[str]]:
-    known = _known_modules(files)
-    graph: dict[str, set[str]] = {}
-    for path in files:
-        mod = module_name(path)
-        skip = _is_type_checking_only(path)
-        edges: set[str] = set()
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Import | ast.ImportFrom) or node.lineno in skip:
+    def __init__(self, root: Path = ROOT) -> None:
+        self.root = root
+        self.modules: dict[str, Module] = {}
+        for pkg in PACKAGES:
+            base = root / pkg
+            if not base.is_dir():
                 continue
-            # Only module-level imports form cycles that break at import time;
-            # imports inside functions are deliberate late bindings but still count
-            # as dependencies, so they are kept.
-            for name in _names(node, path):
-                target = _resolve(name, known)
-                if target and target != mod and not mod.startswith(target + "."):
-                    edges.add(target)
-        graph[mod] = edges
-    return graph
+            for path in sorted(base.rglob("*.py")):
+                if "__pycache__" in path.parts:
+                    continue
+                text = path.read_text()
+                name = self._name(path)
+                self.modules[name] = Module(name, path, path.relative_to(root).as_posix(),
+                                            ast.parse(text, filename=str(path)),
+                                            len(text.splitlines()))
+        for module in self.modules.values():
+            module.imports = self._imports(module)
 
+    def _name(self, path: Path) -> str:
+        parts = list(path.relative_to(self.root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        return ".".join(parts)
 
-def _names(node: ast.Import | ast.ImportFrom, path: Path) -> list[str]:
-    if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    mod = module_name(path)
-    package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
-    if node.level:
-        base = package.split(".")
-        base = base[: len(base) - node.level + 1]
-        target = ".".join([*base, node.module] if node.module else base)
-    else:
-        target = node.module or ""
-    return [target, *(f"{target}.{a.name}" for a in node.names)]
+    def _resolve(self, name: str) -> str | None:
+        """The project module an imported name refers to (the module, else its package)."""
+        while name:
+            if name in self.modules:
+                return name
+            name = name.rpartition(".")[0]
+        return None
 
-
-def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles: list[list[str]] = []
-    counter = [0]
-    sys.setrecursionlimit(10000)
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph.get(v, ()):
-            if w not in graph:
+    def _imports(self, module: Module) -> set[str]:
+        type_only = {
+            inner.lineno
+            for node in ast.walk(module.tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for sub in node.body
+            for inner in ast.walk(sub)
+            if isinstance(inner, ast.Import | ast.ImportFrom)
+        }
+        package = module.name if module.path.name == "__init__.py" else (
+            module.name.rpartition(".")[0])
+        found: set[str] = set()
+        for node in ast.walk(module.tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom) or node.lineno in type_only:
                 continue
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                cycles.append(sorted(comp))
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join([*base, node.module] if node.module else base)
+                else:
+                    target = node.module or ""
+                names = [f"{target}.{alias.name}" for alias in node.names] or [target]
+            for name in names:
+                resolved = self._resolve(name)
+                if resolved and resolved != module.name:
+                    found.add(resolved)
+        return found
 
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return cycles
+    def violations(self) -> list[str]:
+        out: list[str] = []
+        stdlib = set(sys.stdlib_module_names)
+        for m in self.modules.values():
+            for target in sorted(m.imports):
+                if m.rel.startswith("ece/") and _under(target, ABOVE_FOUNDATION):
+                    out.append(f"{m.rel}: the foundation imports {target}")
+                if (m.rel.startswith("api/core/") and _under(target, ("api",))
+                        and not _under(target, CORE_ALLOWED) and target != "api"):
+                    out.append(f"{m.rel}: api/core imports {target}")
+                if not m.rel.startswith("ops/") and _under(target, ("ops",)):
+                    out.append(f"{m.rel}: imports the operations floor ({target})")
+            if "/migrations/versions/" not in f"/{m.rel}" and m.lines > MAX_LINES:
+                out.append(f"{m.rel}: {m.lines} lines (over {MAX_LINES})")
+            leaf = m.name.rpartition(".")[2]
+            if "." in m.name and leaf in stdlib:
+                out.append(f"{m.rel}: module name {leaf!r} shadows the standard library")
+        out += ["import cycle: " + " -> ".join(cycle) for cycle in self.cycles()]
+        return sorted(set(out))
 
+    def cycles(self) -> list[list[str]]:
+        """Every strongly connected group of more than one module (iterative Tarjan).
 
-def violations() -> list[str]:
-    files = list(source_files())
-    out: list[str] = []
-    stdlib = set(sys.stdlib_module_names)
-    for path in files:
-        rel = path.relative_to(ROOT).as_posix()
-        mod = module_name(path)
-        imported = imports_of(path)
-        if rel.startswith("ece/"):
-            out += [f"{rel}: foundation imports {n}" for n in imported
-                    if _under(n, ABOVE_FOUNDATION)]
-        if rel.startswith("api/core/"):
-            out += [f"{rel}: api/core imports domain {n}" for n in imported
-                    if _under(n, ("api",)) and not _under(n, API_NON_DOMAINS)
-                    and n != "api"]
-        if not rel.startswith("ops/"):
-            out += [f"{rel}: imports the operations floor {n}" for n in imported
-                    if _under(n, ("ops",))]
-        if "/migrations/versions/" not in f"/{rel}":
-            lines = len(path.read_text().splitlines())
-            if lines > MAX_LINES:
-                out.append(f"{rel}: {lines} lines (over {MAX_LINES})")
-        leaf = mod.rpartition(".")[2]
-        if leaf in stdlib and path.name != "__init__.py" or (
-            path.name == "__init__.py" and leaf in stdlib and "." in mod
-        ):
-            out.append(f"{rel}: module name {leaf!r} shadows the standard library")
-    for cycle in find_cycles(import_graph(files)):
-        out.append("import cycle: " + " <-> ".join(cycle))
-    return sorted(set(out))
+        A package's ``__init__`` importing its own submodules is not a cycle: the
+        edge from a submodule up to its package is how Python loads it anyway.
+        """
+        graph = {
+            name: {t for t in m.imports if not name.startswith(t + ".")}
+            for name, m in self.modules.items()
+        }
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        stack: list[str] = []
+        on_stack: set[str] = set()
+        found: list[list[str]] = []
+        for start in sorted(graph):
+            if start in index:
+                continue
+            work: list[tuple[str, list[str]]] = [(start, sorted(graph[start]))]
+            index[start] = low[start] = len(index)
+            stack.append(start)
+            on_stack.add(start)
+            while work:
+                node, pending = work[-1]
+                if pending:
+                    nxt = pending.pop()
+                    if nxt not in index:
+                        index[nxt] = low[nxt] = len(index)
+                        stack.append(nxt)
+                        on_stack.add(nxt)
+                        work.append((nxt, sorted(graph[nxt])))
+                    elif nxt in on_stack:
+                        low[node] = min(low[node], index[nxt])
+                    continue
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    group = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        group.append(member)
+                        if member == node:
+                            break
+                    if len(group) > 1:
+                        found.append(sorted(group))
+        return found
+
+    def upward_imports(self) -> int:
+        """How many (module, imported module) pairs point to a higher floor."""
+        return sum(1 for v in self.violations() if "imports" in v)
 
 
 def main() -> int:
-    found = violations()
+    found = Layout().violations()
     for line in found:
         print(line)
     return 1 if found else 0
