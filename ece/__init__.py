@@ -1,1 +1,4 @@
-"""Shared pieces of ECE: settings, contracts, the `ece` command and the local stack."""
+"""ECE's foundation: settings, logging, contracts, Kafka and retry helpers.
+
+Imports no other package of the project (api, streaming, ops, ...).
+"""

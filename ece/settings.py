@@ -3,7 +3,7 @@
 Every address, port and secret comes from here so that pointing one variable
 (``ECE_KAFKA_BOOTSTRAP``, ``ECE_DATABASE_URL``, ...) at an external service moves
 every process to it at once. Defaults are the embedded local stack of
-``contract/operations.md``.
+``docs/operations.md``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,47 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, TypeAdapter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RateLimitSettings(BaseSettings):
+    """``ECE_RATE_LIMIT_*``: request limits and failed-login lockouts (``api.web.ratelimit``).
+
+    Its own group so the API can re-read it on every request (benchmarks and tests
+    change the limits of a running app); empty variables mean the default.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ECE_RATE_LIMIT_", env_file=None, extra="ignore", env_ignore_empty=True
+    )
+
+    enabled: bool = Field(True, description="0 turns both mechanisms off")
+    user: int = Field(600, description="requests per window per user")
+    ip: int = Field(1200, description="requests per window per IP")
+    window_seconds: int = Field(60, description="request window")
+    login_account: int = Field(5, description="failed logins per account")
+    login_ip: int = Field(50, description="failed logins per IP")
+    login_window_seconds: int = Field(900, description="failed-login window")
+
+    @classmethod
+    def from_mapping(cls, environ: Mapping[str, str]) -> RateLimitSettings:
+        """The group as ``environ`` (a mapping, not the process environment) sets it."""
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = environ.get(f"ECE_RATE_LIMIT_{name.upper()}")
+            if raw is not None and raw.strip():
+                kind: Any = field.annotation
+                values[name] = TypeAdapter(kind).validate_python(raw.strip())
+        return cls.model_construct(**values)
 
 
 class Settings(BaseSettings):
@@ -46,6 +79,27 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(
         6000, description="short: the dev broker makes a group join wait half of it"
     )
+    kafka_heartbeat_interval_ms: int = Field(1000, description="well below the session timeout")
+    kafka_metadata_refresh_ms: int = Field(
+        5000, description="how soon a consumer sees a topic created after it subscribed"
+    )
+    kafka_fetch_wait_max_ms: int = Field(50, description="low latency for wake-up consumers")
+    flink_rest_url: str | None = Field(
+        None, description="an external Flink's REST API (set: no local Flink is started)"
+    )
+    pypi_simple_url: str = Field(
+        "https://pypi.org/simple", description="index the Flink connector jars come from"
+    )
+    cdc_partitions: int = Field(1, description="partitions of the topics CDC creates up front")
+    cdc_max_retries: int = Field(8, description="failed CDC cycles in a row before giving up")
+    cdc_heap: str = Field("512m", description="the CDC runner's JVM max heap")
+    log_level: str = "INFO"
+    mint_seed: SecretStr | None = Field(
+        None, description="derives NFT mint keypairs; generated under data/secrets when unset"
+    )
+    test_crash_at: str | None = Field(
+        None, description="TEST HOOK <step>[:<id>]: an NFT worker SIGKILLs itself there"
+    )
 
     jwt_secret: SecretStr | None = Field(
         None, description="HMAC key for access tokens; generated under data/secrets when unset"
@@ -58,6 +112,11 @@ class Settings(BaseSettings):
     fee_bps: int = 250
     card_cache_ttl_seconds: int = 3600
     seed: bool = True
+    siws_domain: str | None = Field(
+        None, description="Sign-In-With-Solana domain (a public host name); default api host:port"
+    )
+    siws_uri: str | None = Field(None, description="SIWS URI; default http://<host:port>/api/v1")
+    siws_chain_id: str = Field("localnet", description="SIWS chain id shown by wallets")
 
     # --- derived values -------------------------------------------------
 
@@ -162,6 +221,21 @@ def _write_secret_once(path: Path, value: str) -> None:
             os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def rate_limits() -> RateLimitSettings:
+    """The ``ECE_RATE_LIMIT_*`` group as the environment has it *now* (the API checks it
+    on every request); parsed again only when one of its variables changed."""
+    raw = tuple(
+        os.environ.get(f"ECE_RATE_LIMIT_{name.upper()}")
+        for name in RateLimitSettings.model_fields
+    )
+    return _rate_limits(raw)
+
+
+@lru_cache(maxsize=8)
+def _rate_limits(_raw: tuple[str | None, ...]) -> RateLimitSettings:
+    return RateLimitSettings()
 
 
 @lru_cache

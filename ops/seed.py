@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from ece.settings import Settings
+from ops.demo.client import api_base, routes_of
 
 ADMIN_USERNAME = "admin"
 ADMIN_EMAIL = "admin@example.com"
@@ -60,14 +61,6 @@ CREATURES = (
     "Unicorn",
 )
 EPITHETS = ("Ancient", "Crimson", "Frost", "Shadow", "Storm", "Golden", "Iron", "Verdant", "Void")
-
-
-def api_base(settings: Settings) -> str:
-    """The REST base URL of the local API (a wildcard bind address is reached on loopback)."""
-    host = settings.api_host
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return f"http://{host}:{settings.api_port}/api/v1"
 
 
 def card_fields(index: int) -> dict[str, Any]:
@@ -159,8 +152,6 @@ def _login(http: httpx.Client, login: str, password: str) -> str | None:
 
 def _routes(http: httpx.Client) -> set[str]:
     """``"METHOD /path/{}"`` of every deployed operation (parameters normalised)."""
-    from ops.cli.demo import routes_of
-
     return routes_of(_check(http.get("/openapi.json"), 200).json())
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing on a fresh machine: system packages (as root, else the
-# exact command is printed), uv, the locked Python environment and the Flink
-# connector jars. Safe to run again: each step checks before it acts.
+# exact command is printed; Chromium is for the docs page test), uv, the locked
+# Python environment and the Flink connector jars. Safe to run again: each step
+# checks before it acts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+# Headless browser for the API docs page test (Playwright drives Debian's build).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing system packages: ${missing[*]}"

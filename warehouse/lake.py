@@ -11,8 +11,6 @@ that they all see the same catalog and data path.
 from __future__ import annotations
 
 import importlib.util
-import random
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -20,17 +18,21 @@ from typing import TypeVar
 
 import duckdb
 
+from ece.retry import retry_call
 from ece.settings import Settings
 
 T = TypeVar("T")
 ALIAS = "ece"
-# Schemas the warehouse owns in the lake (contract/warehouse.md).
+# Schemas the warehouse owns in the lake (docs/lake.md).
 SCHEMAS: tuple[str, ...] = ("bronze", "silver", "gold", "quality")
 # Extensions in load order: the catalog's driver first.
 EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("duckdb_extension_postgres_scanner", "postgres_scanner"),
     ("duckdb_extension_ducklake", "ducklake"),
 )
+# The table macros the layer SQL calls (``current_state``): created in the in-memory
+# catalog of each connection, so every cursor of it sees them.
+MACROS = Path(__file__).resolve().parent / "macros.sql"
 
 
 def extension_path(package: str, name: str) -> Path:
@@ -66,9 +68,16 @@ def setup_statements(settings: Settings, read_only: bool = False) -> list[str]:
     """Every statement that turns a bare DuckDB into a lake client, in order.
 
     Shared by :func:`connect` and the shell's init file so both stay identical.
+    The macros come last: they are created in the in-memory catalog (never the
+    lake's), before anything changes the default catalog with ``USE``.
     """
     loads = [f"LOAD {_quote(str(extension_path(pkg, name)))}" for pkg, name in EXTENSIONS]
-    return [*loads, attach_statement(settings, read_only)]
+    return [*loads, attach_statement(settings, read_only), macro_statement()]
+
+
+def macro_statement() -> str:
+    """``warehouse/macros.sql`` as one statement (without its final ``;``)."""
+    return MACROS.read_text().strip().removesuffix(";")
 
 
 def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -104,16 +113,14 @@ def retry_conflicts(action: Callable[[], T], attempts: int = 8) -> T:
 
     DuckLake resolves concurrency optimistically: two ``CREATE ... IF NOT EXISTS``
     racing on a fresh catalog both pass the check and the second fails at commit.
-    Redoing it then sees the object and does nothing.
+    Redoing it then sees the object and does nothing. The platform's one retry
+    policy (:mod:`ece.retry`), with short delays: the loser only waits for one commit.
     """
-    for attempt in range(attempts):
-        try:
-            return action()
-        except duckdb.TransactionException as exc:
-            if not is_conflict(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
-    raise AssertionError("unreachable")
+    return retry_call(
+        action, what="lake write after a commit conflict", attempts=attempts,
+        should_retry=lambda exc, _attempt: (
+            isinstance(exc, duckdb.TransactionException) and is_conflict(exc)),
+        base=0.02, cap=0.5, jitter=0.5)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

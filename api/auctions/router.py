@@ -16,16 +16,17 @@ from api.auctions.schemas import (
     BidOut,
     BidPage,
 )
-from api.auth.deps import CurrentUser, SessionDep
+from api.auth.deps import CurrentUser
+from api.core import etag
 from api.core.cache import get_redis
+from api.core.db import SessionDep
 from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses
-from api.web.deps import Cache, Cursor, Limit, UserCtx, etag_response
-from api.web.idempotency import IdempotencyDep
+from api.core.uow import UowDep
+from api.web.deps import Cache, Cursor, Limit, UserCtx
+from api.web.idempotency import IdempotentWrite
 
 router = APIRouter(prefix="/auctions", tags=["auctions"])
-
-
 
 @router.post(
     "",
@@ -34,9 +35,9 @@ router = APIRouter(prefix="/auctions", tags=["auctions"])
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_auction(
-    body: AuctionCreate, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+    body: AuctionCreate, uow: UowDep, cache: Cache, user: CurrentUser, ctx: UserCtx
 ) -> AuctionOut:
-    auction = await service.create_auction(session, cache, ctx, user, body)
+    auction = await service.create_auction(uow, cache, ctx, user, body)
     return AuctionOut.model_validate(auction)
 
 
@@ -71,7 +72,9 @@ async def get_auction(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     auction = await service.get_auction(session, auction_id)
-    return etag_response(AuctionOut.model_validate(auction), if_none_match)
+    return etag.conditional_json(
+        AuctionOut.model_validate(auction), if_none_match, resource_id=auction.id
+    )
 
 
 @router.get("/{auction_id}/bids", response_model=BidPage, responses=problem_responses(404, 422))
@@ -94,19 +97,15 @@ async def list_bids(
 async def place_bid(
     auction_id: uuid.UUID,
     body: BidCreate,
-    session: SessionDep,
+    uow: IdempotentWrite,
     user: CurrentUser,
     ctx: UserCtx,
-    idem: IdempotencyDep,
 ) -> Response:
     """Honours ``Idempotency-Key``: a retry with the same body gets the first answer."""
-    if idem.replay is not None:
-        return idem.replay
-    idem.answer(201, lambda placed: BidOut.model_validate(placed.bid).model_dump(mode="json"))
     placed = await service.place_bid(
-        session, ctx, user, auction_id, body.amount_cents, redis=get_redis(), idem=idem
+        uow, ctx, user, auction_id, body.amount_cents, redis=get_redis()
     )
-    return idem.response(placed)
+    return uow.reply(BidOut.model_validate(placed.bid), status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -115,7 +114,7 @@ async def place_bid(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def cancel_auction(
-    auction_id: uuid.UUID, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+    auction_id: uuid.UUID, uow: UowDep, cache: Cache, user: CurrentUser, ctx: UserCtx
 ) -> AuctionOut:
-    auction = await service.cancel_auction(session, cache, ctx, user, auction_id)
+    auction = await service.cancel_auction(uow, cache, ctx, user, auction_id)
     return AuctionOut.model_validate(auction)

@@ -1,16 +1,18 @@
 """``/admin/audit``: read the audit log and verify its hash chain (admins only)."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import select
 
 from api.audit.chain import verify_chain
 from api.audit.models import AuditEvent
 from api.audit.schemas import AuditEventOut, AuditPage, ChainVerification
-from api.auth.deps import AdminUser, SessionDep
-from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_id_cursor, encode_id_cursor
+from api.auth.deps import AdminUser
+from api.core.db import SessionDep
+from api.core.pagination import DEFAULT_LIMIT, decode_id_cursor, encode_id_cursor
 from api.core.problems import problem_responses
+from api.web.deps import Cursor, Limit
 
 router = APIRouter(prefix="/admin/audit", tags=["audit"])
 
@@ -19,8 +21,8 @@ router = APIRouter(prefix="/admin/audit", tags=["audit"])
 async def list_audit_events(
     session: SessionDep,
     _admin: AdminUser,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Newest first; the bigint id is the keyset (ids only grow)."""
     stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Response, status
 
 from api.audit.chain import AuditContext
 from api.auth import service
-from api.auth.deps import CurrentUser, SessionDep, anonymous_context, user_context
+from api.auth.deps import CurrentUser, anonymous_context, user_context
 from api.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair
 from api.core.problems import problem_responses
+from api.core.uow import UowDep
 from api.users.models import User
 from api.users.schemas import UserOut
 from api.users.service import register_user
@@ -25,22 +26,22 @@ AnonCtx = Annotated[AuditContext, Depends(anonymous_context)]
     response_model=UserOut,
     responses=problem_responses(409, 422),
 )
-async def register(body: RegisterIn, session: SessionDep, ctx: AnonCtx) -> User:
+async def register(body: RegisterIn, uow: UowDep, ctx: AnonCtx) -> User:
     return await register_user(
-        session, ctx, email=body.email, username=body.username, password=body.password
+        uow, ctx, email=body.email, username=body.username, password=body.password
     )
 
 
 @router.post("/login", response_model=TokenPair, responses=problem_responses(401, 422, 429))
-async def login(body: LoginIn, session: SessionDep, ctx: AnonCtx) -> TokenPair:
+async def login(body: LoginIn, uow: UowDep, ctx: AnonCtx) -> TokenPair:
     """Tokens; 429 while the account or client is locked out after failed logins."""
-    async with login_attempts(await login_account_key(session, body.login), ctx.ip):
-        return await service.login(session, ctx, body.login, body.password)
+    async with login_attempts(await login_account_key(uow.session, body.login), ctx.ip):
+        return await service.login(uow, ctx, body.login, body.password)
 
 
 @router.post("/refresh", response_model=TokenPair, responses=problem_responses(401, 422))
-async def refresh(body: RefreshIn, session: SessionDep, ctx: AnonCtx) -> TokenPair:
-    return await service.refresh(session, ctx, body.refresh_token)
+async def refresh(body: RefreshIn, uow: UowDep, ctx: AnonCtx) -> TokenPair:
+    return await service.refresh(uow, ctx, body.refresh_token)
 
 
 @router.post(
@@ -48,9 +49,9 @@ async def refresh(body: RefreshIn, session: SessionDep, ctx: AnonCtx) -> TokenPa
 )
 async def logout(
     body: RefreshIn,
-    session: SessionDep,
+    uow: UowDep,
     user: CurrentUser,
     ctx: Annotated[AuditContext, Depends(user_context)],
 ) -> Response:
-    await service.logout(session, ctx, user, body.refresh_token)
+    await service.logout(uow, ctx, user, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,6 +24,7 @@ from api.core.security import (
     new_refresh_token,
     verify_password,
 )
+from api.core.uow import UnitOfWork
 from api.users.models import User
 from ece.settings import get_settings
 
@@ -56,8 +57,9 @@ async def issue_tokens(
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=ttl)
 
 
-async def login(session: AsyncSession, ctx: AuditContext, login: str, password: str) -> TokenPair:
+async def login(uow: UnitOfWork, ctx: AuditContext, login: str, password: str) -> TokenPair:
     """Tokens for a correct email-or-username and password; 401 (audited) otherwise."""
+    session = uow.session
     ident = login.strip().lower()
     user = await session.scalar(
         select(User).where(or_(User.email == ident, func.lower(User.username) == ident))
@@ -71,13 +73,12 @@ async def login(session: AsyncSession, ctx: AuditContext, login: str, password: 
             user.id if user else None,
             {"login": ident[:320]},
         )
-        await session.commit()
+        await uow.commit()  # the refusal is audited: commit it, then refuse
         raise unauthorized("invalid login or password")
     if needs_rehash(user.password_hash):
         user.password_hash = await hash_password(password)
     tokens = await issue_tokens(session, user)
     await record(session, AuditContext(user.id, ctx.ip), "auth.login", "user", user.id)
-    await session.commit()
     return tokens
 
 
@@ -89,8 +90,9 @@ async def _revoke_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     )
 
 
-async def refresh(session: AsyncSession, ctx: AuditContext, token: str) -> TokenPair:
+async def refresh(uow: UnitOfWork, ctx: AuditContext, token: str) -> TokenPair:
     """Rotate: the presented token dies, a new pair is returned; reuse kills the family."""
+    session = uow.session
     row = await session.scalar(
         select(RefreshSession)
         .where(RefreshSession.token_hash == hash_token(token))
@@ -107,7 +109,7 @@ async def refresh(session: AsyncSession, ctx: AuditContext, token: str) -> Token
             "refresh_session",
             row.family_id,
         )
-        await session.commit()
+        await uow.commit()  # the family stays revoked although the request is refused
         raise unauthorized("refresh token reused; session revoked")
     if row.expires_at <= datetime.now(UTC):
         raise unauthorized("refresh token expired")
@@ -119,12 +121,12 @@ async def refresh(session: AsyncSession, ctx: AuditContext, token: str) -> Token
     await record(
         session, AuditContext(user.id, ctx.ip), "auth.refresh", "refresh_session", row.family_id
     )
-    await session.commit()
     return tokens
 
 
-async def logout(session: AsyncSession, ctx: AuditContext, user: User, token: str) -> None:
+async def logout(uow: UnitOfWork, ctx: AuditContext, user: User, token: str) -> None:
     """Revoke the session family of ``token`` if it is the caller's; silent otherwise."""
+    session = uow.session
     row = await session.scalar(
         select(RefreshSession).where(
             RefreshSession.token_hash == hash_token(token), RefreshSession.user_id == user.id
@@ -134,4 +136,3 @@ async def logout(session: AsyncSession, ctx: AuditContext, user: User, token: st
         return
     await _revoke_family(session, row.family_id)
     await record(session, ctx, "auth.logout", "refresh_session", row.family_id)
-    await session.commit()

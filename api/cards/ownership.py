@@ -9,8 +9,8 @@ GLOBAL LOCK ORDER (deadlock freedom). Every transaction that changes money or
 ownership takes its row locks in this order, and never goes back to an earlier
 class after taking a later one:
 
-1. the ``idempotency_keys`` row of the request (inserted first by
-   ``api.web.idempotency``);
+1. the ``idempotency_keys`` row of the request (inserted first by the
+   ``api.web.idempotency.IdempotentWrite`` dependency);
 2. the business row the request is about, with ``SELECT ... FOR UPDATE``:
    the listing, the auction, or the trade offer (one per transaction);
 3. cards, all at once in id order (:func:`lock_cards`);
@@ -29,9 +29,11 @@ the same listing queues on the listing; a trade accept racing a listing of one o
 its cards queues on the card (the listing path locks the card before inserting
 the listing).
 
-Neither function commits: the caller holds the locks until its single COMMIT and
-afterwards refreshes the card cache with
-``CardCache.put_after_commit(document_of(card), card.version)``.
+This is the one statement of the order; services and ``api.core.uow`` refer to it.
+
+Neither function commits: the caller's unit of work (``api.core.uow``) holds the
+locks until its single COMMIT, and ``api.cards.service.refresh_after_commit``
+registers the card cache refresh as an after-commit hook.
 """
 
 import uuid

@@ -4,10 +4,9 @@ row version (the same one Flink writes), honouring ``If-None-Match`` with 304.""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query, Response, status
 
-from api.auth.deps import AdminUser, SessionDep
+from api.auth.deps import AdminUser
 from api.cards import service
 from api.cards.schemas import (
     CardCreate,
@@ -19,20 +18,24 @@ from api.cards.schemas import (
     CardUpdate,
     Rarity,
 )
+from api.core import etag
+from api.core.db import SessionDep
 from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses, validation_error
-from api.web.deps import Cache, Cursor, Limit, UserCtx, etag_matches
-from ece.contracts.card_cache import etag
+from api.core.uow import UowDep
+from api.web.deps import Cache, Cursor, Limit, UserCtx
 
 router = APIRouter(prefix="/cards", tags=["cards"])
 
 
-
-def _card_response(document: dict[str, Any], version: int, status_code: int = 200) -> Response:
-    return JSONResponse(
-        document,
+def _card_response(
+    document: dict[str, Any], version: int, if_none_match: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The card document tagged with its row version (``ece.contracts.card_cache.etag``)."""
+    return etag.conditional_json(
+        document, if_none_match, resource_id=document["id"], revision=version,
         status_code=status_code,
-        headers={"ETag": etag(document["id"], version), "Cache-Control": "no-cache"},
     )
 
 
@@ -43,18 +46,20 @@ def _card_response(document: dict[str, Any], version: int, status_code: int = 20
     responses=problem_responses(401, 403, 422),
 )
 async def create_card(
-    body: CardCreate, session: SessionDep, cache: Cache, admin: AdminUser, ctx: UserCtx
+    body: CardCreate, uow: UowDep, cache: Cache, admin: AdminUser, ctx: UserCtx
 ) -> Response:
     fields = body.model_dump(exclude={"owner_id"})
-    card = await service.issue_card(session, cache, ctx, admin, fields, body.owner_id)
-    return _card_response(service.document_of(card), card.version, status.HTTP_201_CREATED)
+    card = await service.issue_card(uow, cache, ctx, admin, fields, body.owner_id)
+    return _card_response(
+        service.document_of(card), card.version, status_code=status.HTTP_201_CREATED
+    )
 
 
 @router.patch("/{card_id}", response_model=CardOut, responses=problem_responses(401, 403, 404, 422))
 async def update_card(
     card_id: uuid.UUID,
     body: CardUpdate,
-    session: SessionDep,
+    uow: UowDep,
     cache: Cache,
     _admin: AdminUser,
     ctx: UserCtx,
@@ -65,7 +70,7 @@ async def update_card(
         raise validation_error(str(exc)) from exc
     if not changes:
         raise validation_error("no writable field given")
-    card = await service.update_card(session, cache, ctx, card_id, changes)
+    card = await service.update_card(uow, cache, ctx, card_id, changes)
     return _card_response(service.document_of(card), card.version)
 
 
@@ -100,16 +105,12 @@ async def list_cards(
 )
 async def get_card(
     card_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
     cache: Cache,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     document, version = await service.read_card(session, cache, card_id)
-    tag = etag(str(card_id), version)
-    if etag_matches(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag, "Cache-Control": "no-cache"})
-    return _card_response(document, version)
+    return _card_response(document, version, if_none_match)
 
 
 @router.get(

@@ -1,10 +1,11 @@
 """Card catalogue rules: issue, edit, read (through the cache), list, history.
 
-Write path: change + history/audit rows in one transaction, COMMIT, then write the
-new version into Redis with the set-if-newer script. Because the cache write
-happens before the HTTP answer, a client that saw its PATCH succeed can never read
-the previous version afterwards, and a slow read-through carrying the old row is
-refused by the version floor.
+Write path: change + history/audit rows in the request's unit of work
+(``api.core.uow``), COMMIT, then the after-commit hook :func:`refresh_after_commit`
+writes the new version into Redis with the set-if-newer script. Because the cache
+write happens before the HTTP answer, a client that saw its PATCH succeed can never
+read the previous version afterwards, and a slow read-through carrying the old row
+is refused by the version floor.
 """
 
 import uuid
@@ -14,10 +15,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.audit.chain import AuditContext, record
+from api.cards.errors import no_such_card
 from api.cards.models import Card, CardHistory
 from api.core.cache import CardCache
 from api.core.pagination import paginate
-from api.core.problems import not_found, validation_error
+from api.core.problems import validation_error
+from api.core.uow import UnitOfWork
 from api.users.models import User
 from ece.contracts.card_cache import card_document
 
@@ -28,14 +31,26 @@ def document_of(card: Card) -> dict[str, Any]:
     return card_document({key: getattr(card, key) for key in CARD_COLUMNS})
 
 
+def refresh_after_commit(uow: UnitOfWork, cache: CardCache, *cards: Card) -> None:
+    """Once ``uow`` committed, each card's new version wins in the cache (or its entry
+    goes): the one cache write of every card change."""
+    for card in cards:
+
+        async def refresh(card: Card = card) -> None:
+            await cache.put_after_commit(document_of(card), card.version)
+
+        uow.after_commit(refresh)
+
+
 async def issue_card(
-    session: AsyncSession,
+    uow: UnitOfWork,
     cache: CardCache,
     ctx: AuditContext,
     admin: User,
     fields: dict[str, Any],
     owner_id: uuid.UUID | None,
 ) -> Card:
+    session = uow.session
     owner = owner_id or admin.id
     if owner_id is not None and await session.get(User, owner_id) is None:
         raise validation_error(
@@ -48,31 +63,29 @@ async def issue_card(
     session.add(CardHistory(card_id=card.id, from_user_id=None, to_user_id=owner, reason="issue"))
     await session.flush()
     await record(session, ctx, "card.issue", "card", card.id, {"owner_id": str(owner)})
-    await session.commit()
-    await cache.put_after_commit(document_of(card), card.version)
+    refresh_after_commit(uow, cache, card)
     return card
 
 
 async def update_card(
-    session: AsyncSession,
+    uow: UnitOfWork,
     cache: CardCache,
     ctx: AuditContext,
     card_id: uuid.UUID,
     changes: dict[str, Any],
 ) -> Card:
     """Apply catalogue edits; the trigger bumps ``version`` and the ORM reads it back."""
+    session = uow.session
     card = await session.scalar(select(Card).where(Card.id == card_id).with_for_update())
     if card is None:
-        raise not_found("card")
+        raise no_such_card()
     changed = {k: v for k, v in changes.items() if getattr(card, k) != v}
     if changed:
         for key, value in changed.items():
             setattr(card, key, value)
         await session.flush()
         await record(session, ctx, "card.update", "card", card.id, {"fields": sorted(changed)})
-    await session.commit()
-    if changed:
-        await cache.put_after_commit(document_of(card), card.version)
+        refresh_after_commit(uow, cache, card)
     return card
 
 
@@ -85,7 +98,7 @@ async def read_card(
         return cached
     card = await session.get(Card, card_id)
     if card is None:
-        raise not_found("card")
+        raise no_such_card()
     document = document_of(card)
     await cache.put(document, card.version)
     return document, card.version
@@ -128,7 +141,7 @@ async def card_history(
 ) -> tuple[list[CardHistory], str | None]:
     """Ownership transfers, oldest first (the order a provenance is read in)."""
     if await session.get(Card, card_id) is None:
-        raise not_found("card")
+        raise no_such_card()
     stmt: Select[Any] = select(CardHistory).where(CardHistory.card_id == card_id)
     rows, next_cursor = await paginate(
         session,

@@ -7,17 +7,19 @@ card's value in portfolios.
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth.deps import SessionDep
+from api.cards.errors import no_such_card
 from api.cards.models import Card, CardValuation
-from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, paginate
-from api.core.problems import not_found, problem_responses
+from api.core.db import SessionDep
+from api.core.pagination import DEFAULT_LIMIT, paginate
+from api.core.problems import problem_responses
+from api.web.deps import Cursor, Limit
 
 router = APIRouter(prefix="/cards", tags=["cards"])
 
@@ -40,7 +42,7 @@ async def card_valuations(
     session: AsyncSession, card_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> tuple[list[CardValuation], str | None]:
     if await session.get(Card, card_id) is None:
-        raise not_found("card")
+        raise no_such_card()
     stmt = select(CardValuation).where(CardValuation.card_id == card_id)
     rows, next_cursor = await paginate(
         session, stmt, CardValuation.at, CardValuation.id, limit=limit, cursor=cursor
@@ -54,8 +56,8 @@ async def card_valuations(
 async def list_valuations(
     card_id: uuid.UUID,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     rows, next_cursor = await card_valuations(session, card_id, limit=limit, cursor=cursor)
     return {"items": [ValuationOut.model_validate(r) for r in rows], "next_cursor": next_cursor}

@@ -36,16 +36,11 @@ async def _redis() -> None:
 
 
 def _kafka_sync() -> None:
-    from confluent_kafka.admin import AdminClient
+    from ece import kafka
 
-    client = AdminClient(
-        {
-            "bootstrap.servers": get_settings().kafka_bootstrap,
-            "socket.timeout.ms": 1500,
-            "log_level": 0,
-        }
+    kafka.admin(get_settings(), **{"socket.timeout.ms": 1500, "log_level": 0}).list_topics(
+        timeout=1.5
     )
-    client.list_topics(timeout=1.5)
 
 
 async def _kafka() -> None:

@@ -24,7 +24,7 @@ the business row and cards).
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased
 from api.audit.chain import AuditContext, record
 from api.core.pagination import decode_cursor, encode_cursor
 from api.core.problems import Problem, validation_error
+from api.core.uow import UnitOfWork
 from api.ledger.models import (
     TRANSACTION_KINDS,
     USER_ACCOUNT_KINDS,
@@ -41,9 +42,6 @@ from api.ledger.models import (
     LedgerTransaction,
 )
 from api.users.models import User
-
-if TYPE_CHECKING:  # type only: building blocks stay free of the HTTP layer
-    from api.web.idempotency import Idempotency
 
 AVAILABLE = "user_available"
 HELD = "user_held"
@@ -327,28 +325,25 @@ async def balances(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]
     return int(by_kind.get(AVAILABLE, 0)), int(by_kind.get(HELD, 0))
 
 
-# --- whole operations (commit once) and reads used by the router --------------------
+# --- whole operations (the caller's unit of work commits) and reads for the router ----
 
 
 async def admin_deposit(
-    session: AsyncSession,
+    uow: UnitOfWork,
     ctx: AuditContext,
     user_id: uuid.UUID,
     amount_cents: int,
     reference: str,
-    idem: "Idempotency | None" = None,
 ) -> LedgerEntry:
-    """``POST /admin/deposits``: credit a user, audit it, store the answer, commit."""
+    """``POST /admin/deposits``: credit a user and audit it (in the caller's unit of
+    work, which also stores an ``Idempotency-Key`` answer)."""
+    session = uow.session
     if await session.get(User, user_id) is None:
         raise validation_error(
             "user_id: no such user",
             [{"loc": ["body", "user_id"], "msg": "no such user", "type": "value_error"}],
         )
-    entry = await deposit(session, ctx, user_id, amount_cents, reference)
-    if idem is not None:
-        await idem.save(session, entry)
-    await session.commit()
-    return entry
+    return await deposit(session, ctx, user_id, amount_cents, reference)
 
 
 async def ledger_page(

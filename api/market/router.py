@@ -9,13 +9,14 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
-from fastapi.responses import JSONResponse
 
-from api.auth.deps import CurrentUser, SessionDep
-from api.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from api.auth.deps import CurrentUser
+from api.core import etag
+from api.core.db import SessionDep
+from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses, validation_error
+from api.core.uow import UowDep
 from api.market import service
-from api.market.models import Listing, Sale
 from api.market.schemas import (
     ListingCreate,
     ListingOut,
@@ -24,21 +25,12 @@ from api.market.schemas import (
     ListingStatus,
     SaleOut,
 )
-from api.web.deps import Cache, UserCtx, conditional_json
-from api.web.idempotency import IdempotencyDep
+from api.web.deps import Cache, Cursor, Limit, UserCtx
+from api.web.idempotency import IdempotentWrite
 
 router = APIRouter(prefix="/listings", tags=["marketplace"])
 
 Price = Annotated[int | None, Query(ge=0)]
-
-
-def _listing_body(listing: Listing) -> dict[str, Any]:
-    return ListingOut.model_validate(listing).model_dump(mode="json")
-
-
-def _etag(listing: Listing) -> str:
-    """Changes whenever the row does (``updated_at`` is set by a trigger on UPDATE)."""
-    return f'"{listing.id}.{int(listing.updated_at.timestamp() * 1_000_000)}"'
 
 
 @router.post(
@@ -48,12 +40,10 @@ def _etag(listing: Listing) -> str:
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_listing(
-    body: ListingCreate, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
-) -> Response:
-    listing = await service.create_listing(
-        session, cache, ctx, user, body.card_id, body.price_cents
-    )
-    return JSONResponse(_listing_body(listing), status_code=status.HTTP_201_CREATED)
+    body: ListingCreate, uow: UowDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+) -> ListingOut:
+    listing = await service.create_listing(uow, cache, ctx, user, body.card_id, body.price_cents)
+    return ListingOut.model_validate(listing)
 
 
 @router.get("", response_model=ListingPage, responses=problem_responses(422))
@@ -65,8 +55,8 @@ async def list_listings(
     min_price_cents: Price = None,
     max_price_cents: Price = None,
     sort: ListingSort = "-created",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Anyone may browse; ``status`` defaults to ``active``, ``sort`` to ``-created``."""
     if (
@@ -100,7 +90,9 @@ async def get_listing(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     listing = await service.get_listing(session, listing_id)
-    return conditional_json(_listing_body(listing), _etag(listing), if_none_match)
+    return etag.conditional_json(
+        ListingOut.model_validate(listing), if_none_match, resource_id=listing.id
+    )
 
 
 @router.delete(
@@ -109,9 +101,9 @@ async def get_listing(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def cancel_listing(
-    listing_id: uuid.UUID, session: SessionDep, cache: Cache, user: CurrentUser, ctx: UserCtx
+    listing_id: uuid.UUID, uow: UowDep, cache: Cache, user: CurrentUser, ctx: UserCtx
 ) -> Response:
-    await service.cancel_listing(session, cache, ctx, user, listing_id)
+    await service.cancel_listing(uow, cache, ctx, user, listing_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -123,18 +115,11 @@ async def cancel_listing(
 )
 async def purchase(
     listing_id: uuid.UUID,
-    session: SessionDep,
+    uow: IdempotentWrite,
     cache: Cache,
     user: CurrentUser,
     ctx: UserCtx,
-    idem: IdempotencyDep,
 ) -> Response:
     """Buy the listing. Honours ``Idempotency-Key`` (a retry gets the same sale)."""
-    if idem.replay is not None:
-        return idem.replay
-    idem.answer(
-        status.HTTP_201_CREATED,
-        lambda sale: SaleOut.model_validate(sale).model_dump(mode="json"),
-    )
-    sale: Sale = await service.purchase(session, cache, ctx, user, listing_id, idem)
-    return idem.response(sale)
+    sale = await service.purchase(uow, cache, ctx, user, listing_id)
+    return uow.reply(SaleOut.model_validate(sale), status.HTTP_201_CREATED)

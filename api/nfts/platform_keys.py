@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from pydantic import SecretStr
 from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -191,14 +190,11 @@ def arweave_wallet(settings: Settings) -> Wallet:
 
 
 def mint_seed(settings: Settings) -> bytes:
-    """The secret that, with an NFT id, derives its mint keypair (``ECE_MINT_SEED`` in prod).
-
-    Settings has no ``mint_seed`` field yet, so the environment variable is read
-    here and passed as the explicit value; otherwise ``data/secrets/mint_seed``.
-    """
-    explicit = getattr(settings, "mint_seed", None)
-    if explicit is None and os.environ.get("ECE_MINT_SEED"):
-        explicit = SecretStr(os.environ["ECE_MINT_SEED"])
+    """The secret that, with an NFT id, derives its mint keypair (``ECE_MINT_SEED`` in prod;
+    otherwise generated once in ``data/secrets/mint_seed``)."""
+    explicit = settings.mint_seed
+    if explicit is not None and not explicit.get_secret_value():
+        explicit = None  # ECE_MINT_SEED= (empty) means unset
     return settings.secret("mint_seed", explicit).encode()
 
 

@@ -42,7 +42,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.integrations.solana import find_mint, onchain_owners
-from ece.contracts.topics import CHAIN_RECONCILIATION
+from ece import kafka
+from ece.contracts.topics import chain_reconciliation_topic
 from ece.settings import Settings, get_settings
 
 log = structlog.get_logger("api.nfts.reconcile")
@@ -242,32 +243,27 @@ class ResultPublisher(Protocol):
 
 
 class KafkaResultPublisher:
-    """Producer to ``ece.chain.reconciliation`` (key: mint address, acks from all replicas).
+    """Producer to ``<prefix>.chain.reconciliation`` (key: mint address, acks from all replicas).
 
     ``flush`` raises if any message was not acknowledged: a silent gap in the
     reconciliation feed would look exactly like "everything is fine".
     """
 
-    def __init__(self, bootstrap: str, topic: str = CHAIN_RECONCILIATION) -> None:
+    def __init__(self, bootstrap: str, topic: str | None = None) -> None:
         from confluent_kafka import Producer
 
-        self.topic = topic
+        self.topic = topic or chain_reconciliation_topic()
         self.failed: list[str] = []
         # Not idempotent on purpose: a verdict is the latest state of one mint, so a
         # duplicate from a retried batch is harmless, while an idempotent producer's
-        # InitProducerId costs ~1 s per run on the dev broker (Tansu).
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "enable.idempotence": False,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-        })
-        _ensure_topic(bootstrap, topic)
+        # InitProducerId costs ~1 s per run on the dev broker (see ece.kafka).
+        self.producer = Producer(kafka.producer_config(bootstrap, idempotent=False))
+        # Created if missing, the same shape the stream job creates.
+        kafka.ensure_topics(bootstrap, [self.topic], timeout=10)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaResultPublisher:
-        return cls(settings.kafka_bootstrap)
+        return cls(settings.kafka_bootstrap, chain_reconciliation_topic(settings.topic_prefix))
 
     def _delivered(self, err: Any, _msg: Any) -> None:
         if err is not None:
@@ -290,22 +286,6 @@ class KafkaResultPublisher:
                 f"{remaining} reconciliation results undelivered, {len(self.failed)} failed"
                 + (f": {self.failed[0]}" if self.failed else "")
             )
-
-
-def _ensure_topic(bootstrap: str, topic: str) -> None:
-    """Create the derived topic if missing (the same shape the stream job creates)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    if topic in admin.list_topics(timeout=10).topics:
-        return
-    for future in admin.create_topics([NewTopic(topic, num_partitions=1,
-                                                replication_factor=1)]).values():
-        try:
-            future.result(10)
-        except Exception as exc:  # a concurrent creator is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(exc).upper():
-                raise
 
 
 # --- the two entry points ---------------------------------------------------------------

@@ -3,28 +3,26 @@ rest) and read an NFT's progress. Single reads carry an ETag of the body and hon
 ``If-None-Match`` with 304, so a client polling for ``minted`` costs one small answer."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
-from api.auth.deps import CurrentUser, SessionDep
+from api.auth.deps import CurrentUser
+from api.core import etag
+from api.core.db import SessionDep
 from api.core.problems import problem_responses
 from api.nfts import service
 from api.nfts.models import Nft
 from api.nfts.schemas import NftOut
-from api.web.deps import UserCtx, etag_response
-from api.web.idempotency import IdempotencyDep
+from api.web.deps import UserCtx
+from api.web.idempotency import IdempotentWrite
 
 router = APIRouter(tags=["nfts"])
 API_PREFIX = "/api/v1"
 
 
-def _body(nft: Nft) -> dict[str, Any]:
-    return NftOut.model_validate(nft).model_dump(mode="json")
-
-
 def _read_response(nft: Nft, if_none_match: str | None) -> Response:
-    return etag_response(_body(nft), if_none_match)
+    return etag.conditional_json(NftOut.model_validate(nft), if_none_match, resource_id=nft.id)
 
 
 @router.post(
@@ -34,18 +32,15 @@ def _read_response(nft: Nft, if_none_match: str | None) -> Response:
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def mint_card(
-    card_id: uuid.UUID, session: SessionDep, user: CurrentUser, ctx: UserCtx, idem: IdempotencyDep
+    card_id: uuid.UUID, uow: IdempotentWrite, user: CurrentUser, ctx: UserCtx
 ) -> Response:
     """Mint the caller's card: 202 with the NFT in ``pending``; poll ``GET /nfts/{id}``.
 
     Allowed while the card is listed or in an auction (the token follows every
     ownership change). Honours ``Idempotency-Key``.
     """
-    if idem.replay is not None:
-        return idem.replay
-    idem.answer(status.HTTP_202_ACCEPTED, _body)
-    nft = await service.request_mint(session, ctx, user, card_id, idem)
-    response = idem.response(nft)
+    nft = await service.request_mint(uow, ctx, user, card_id)
+    response = uow.reply(NftOut.model_validate(nft), status.HTTP_202_ACCEPTED)
     response.headers["Location"] = f"{API_PREFIX}/nfts/{nft.id}"
     return response
 

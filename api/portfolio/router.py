@@ -5,7 +5,7 @@ import uuid
 
 from fastapi import APIRouter
 
-from api.auth.deps import SessionDep
+from api.core.db import SessionDep
 from api.core.problems import problem_responses
 from api.portfolio.schemas import PortfolioOut
 from api.portfolio.service import portfolio

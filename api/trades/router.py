@@ -5,9 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
-from api.auth.deps import CurrentUser, SessionDep
+from api.auth.deps import CurrentUser
+from api.core import etag
+from api.core.db import SessionDep
 from api.core.pagination import DEFAULT_LIMIT
 from api.core.problems import problem_responses
+from api.core.uow import UowDep
 from api.trades import service
 from api.trades.schemas import (
     OfferRole,
@@ -16,12 +19,10 @@ from api.trades.schemas import (
     TradeOfferOut,
     TradeOfferPage,
 )
-from api.web.deps import Cache, Cursor, Limit, UserCtx, etag_response
-from api.web.idempotency import IdempotencyDep
+from api.web.deps import Cache, Cursor, Limit, UserCtx
+from api.web.idempotency import IdempotentWrite
 
 router = APIRouter(prefix="/trade-offers", tags=["trades"])
-
-
 
 @router.post(
     "",
@@ -30,9 +31,9 @@ router = APIRouter(prefix="/trade-offers", tags=["trades"])
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_offer(
-    body: TradeOfferCreate, session: SessionDep, user: CurrentUser, ctx: UserCtx
+    body: TradeOfferCreate, uow: UowDep, user: CurrentUser, ctx: UserCtx
 ) -> TradeOfferOut:
-    offer = await service.create_offer(session, ctx, user, body)
+    offer = await service.create_offer(uow, ctx, user, body)
     return offer.out()
 
 
@@ -64,7 +65,7 @@ async def get_offer(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     offer = await service.get_offer(session, user, offer_id)
-    return etag_response(offer.out(), if_none_match)
+    return etag.conditional_json(offer.out(), if_none_match, resource_id=offer.row.id)
 
 
 @router.post(
@@ -74,18 +75,14 @@ async def get_offer(
 )
 async def accept_offer(
     offer_id: uuid.UUID,
-    session: SessionDep,
+    uow: IdempotentWrite,
     cache: Cache,
     user: CurrentUser,
     ctx: UserCtx,
-    idem: IdempotencyDep,
 ) -> Response:
     """Honours ``Idempotency-Key``: a retry gets the first answer, nothing moves twice."""
-    if idem.replay is not None:
-        return idem.replay
-    idem.answer(200, lambda offer: offer.out().model_dump(mode="json"))
-    offer = await service.accept_offer(session, cache, ctx, user, offer_id, idem)
-    return idem.response(offer)
+    offer = await service.accept_offer(uow, cache, ctx, user, offer_id)
+    return uow.reply(offer.out())
 
 
 @router.post(
@@ -94,9 +91,9 @@ async def accept_offer(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def reject_offer(
-    offer_id: uuid.UUID, session: SessionDep, user: CurrentUser, ctx: UserCtx
+    offer_id: uuid.UUID, uow: UowDep, user: CurrentUser, ctx: UserCtx
 ) -> TradeOfferOut:
-    return (await service.reject_offer(session, ctx, user, offer_id)).out()
+    return (await service.reject_offer(uow, ctx, user, offer_id)).out()
 
 
 @router.post(
@@ -105,6 +102,6 @@ async def reject_offer(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def cancel_offer(
-    offer_id: uuid.UUID, session: SessionDep, user: CurrentUser, ctx: UserCtx
+    offer_id: uuid.UUID, uow: UowDep, user: CurrentUser, ctx: UserCtx
 ) -> TradeOfferOut:
-    return (await service.cancel_offer(session, ctx, user, offer_id)).out()
+    return (await service.cancel_offer(uow, ctx, user, offer_id)).out()

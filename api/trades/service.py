@@ -12,7 +12,7 @@ has passed is reported (and refused) as ``expired`` on every read even before th
 """
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,26 +21,20 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.audit.chain import AuditContext, record
+from api.cards.errors import card_not_owned, card_unavailable, no_such_card
 from api.cards.models import Card
 from api.cards.ownership import lock_cards, transfer_card
-from api.cards.service import document_of
+from api.cards.service import refresh_after_commit
 from api.core.cache import CardCache
 from api.core.pagination import paginate
-from api.core.problems import Problem, forbidden, not_found, validation_error
+from api.core.problems import forbidden, not_found, validation_error
+from api.core.uow import UnitOfWork
+from api.trades.errors import offer_not_pending
 from api.trades.models import TradeOffer, TradeOfferCard
 from api.trades.schemas import DEFAULT_EXPIRY, TradeOfferCreate, TradeOfferOut
 from api.users.models import User
-from api.web.idempotency import Idempotency
 
 SYSTEM = AuditContext(actor_id=None, ip=None)
-
-
-def card_unavailable(detail: str) -> Problem:
-    return Problem(409, "card_unavailable", detail)
-
-
-def offer_not_pending(status: str) -> Problem:
-    return Problem(409, "offer_not_pending", f"the offer is {status}, not pending")
 
 
 @dataclass
@@ -73,18 +67,10 @@ class Offer:
         )
 
 
-def _unknown_cards(missing: Iterable[uuid.UUID]) -> Problem:
-    ids = sorted(str(m) for m in missing)
-    return validation_error(
-        f"no such card: {', '.join(ids)}",
-        [{"loc": ["body", "card_ids"], "msg": f"no such card {i}", "type": "value_error"}
-         for i in ids],
-    )
-
-
 async def create_offer(
-    session: AsyncSession, ctx: AuditContext, sender: User, body: TradeOfferCreate
+    uow: UnitOfWork, ctx: AuditContext, sender: User, body: TradeOfferCreate
 ) -> Offer:
+    session = uow.session
     if body.to_user_id == sender.id:
         raise validation_error(
             "to_user_id: you cannot send an offer to yourself",
@@ -96,13 +82,13 @@ async def create_offer(
     cards = {c.id: c for c in await session.scalars(select(Card).where(Card.id.in_(wanted)))}
     missing = [card_id for card_id in wanted if card_id not in cards]
     if missing:
-        raise _unknown_cards(missing)
+        raise no_such_card(missing, "card_ids")  # body references: 422
     for card_id in body.offered_card_ids:
         if cards[card_id].owner_id != sender.id:
-            raise Problem(403, "card_not_owned", f"you do not own card {card_id}")
+            raise card_not_owned(f"you do not own card {card_id}")
     for card_id in body.requested_card_ids:
         if cards[card_id].owner_id != body.to_user_id:
-            raise Problem(403, "card_not_owned", f"card {card_id} is not the receiver's")
+            raise card_not_owned(f"card {card_id} is not the receiver's")
     busy = sorted(str(c.id) for c in cards.values() if c.status != "available")
     if busy:
         raise card_unavailable(f"cards listed or in auction: {', '.join(busy)}")
@@ -137,7 +123,6 @@ async def create_offer(
             "requested_card_ids": [str(c) for c in body.requested_card_ids],
         },
     )
-    await session.commit()
     return Offer(offer, list(body.offered_card_ids), list(body.requested_card_ids))
 
 
@@ -224,17 +209,15 @@ async def _lock_pending(
 
 
 async def accept_offer(
-    session: AsyncSession,
+    uow: UnitOfWork,
     cache: CardCache,
     ctx: AuditContext,
     user: User,
     offer_id: uuid.UUID,
-    idem: Idempotency | None = None,
 ) -> Offer:
-    """Swap every card of the offer in one transaction, or nothing at all.
-
-    ``idem`` stores the answer with the swap, so a retried accept replays it.
-    """
+    """Swap every card of the offer in one transaction, or nothing at all (a route with
+    an ``Idempotency-Key`` stores its answer with the swap, so a retry replays it)."""
+    session = uow.session
     row = await _lock_pending(session, user, offer_id, "receiver")
     offer = (await _with_cards(session, [row]))[0]
     new_owner = {c: row.to_user_id for c in offer.offered}
@@ -261,16 +244,12 @@ async def accept_offer(
         row.id,
         {"card_ids": [str(c.id) for c in cards]},
     )
-    if idem is not None:
-        await idem.save(session, offer)
-    await session.commit()
-    for card in cards:
-        await cache.put_after_commit(document_of(card), card.version)
+    refresh_after_commit(uow, cache, *cards)
     return offer
 
 
 async def _close(
-    session: AsyncSession,
+    uow: UnitOfWork,
     ctx: AuditContext,
     user: User,
     offer_id: uuid.UUID,
@@ -278,32 +257,34 @@ async def _close(
     status: str,
     action: str,
 ) -> Offer:
+    session = uow.session
     row = await _lock_pending(session, user, offer_id, party)
     row.status = status
     await session.flush()
     await record(session, ctx, action, "trade_offer", row.id)
-    await session.commit()
     return (await _with_cards(session, [row]))[0]
 
 
 async def reject_offer(
-    session: AsyncSession, ctx: AuditContext, user: User, offer_id: uuid.UUID
+    uow: UnitOfWork, ctx: AuditContext, user: User, offer_id: uuid.UUID
 ) -> Offer:
-    return await _close(session, ctx, user, offer_id, "receiver", "rejected", "trade_offer.reject")
+    return await _close(uow, ctx, user, offer_id, "receiver", "rejected", "trade_offer.reject")
 
 
 async def cancel_offer(
-    session: AsyncSession, ctx: AuditContext, user: User, offer_id: uuid.UUID
+    uow: UnitOfWork, ctx: AuditContext, user: User, offer_id: uuid.UUID
 ) -> Offer:
-    return await _close(session, ctx, user, offer_id, "sender", "cancelled", "trade_offer.cancel")
+    return await _close(uow, ctx, user, offer_id, "sender", "cancelled", "trade_offer.cancel")
 
 
-async def expire_due_offers(session: AsyncSession, batch: int = 500) -> list[uuid.UUID]:
-    """Mark up to ``batch`` past-due pending offers expired, one audit event each; commits.
+async def expire_due_offers(uow: UnitOfWork, batch: int = 500) -> list[uuid.UUID]:
+    """Mark up to ``batch`` past-due pending offers expired, one audit event each (the
+    caller commits ``uow``).
 
     ``SKIP LOCKED`` lets an accept/reject that holds an offer's lock finish first
     (it re-checks the expiry itself) and lets several expirers run side by side.
     """
+    session = uow.session
     due = (
         select(TradeOffer.id)
         .where(TradeOffer.status == "pending", TradeOffer.expires_at <= func.now())
@@ -326,5 +307,4 @@ async def expire_due_offers(session: AsyncSession, batch: int = 500) -> list[uui
             session, SYSTEM, "trade_offer.expire", "trade_offer", offer_id,
             {"expires_at": expires_at.isoformat()},
         )
-    await session.commit()
     return [offer_id for offer_id, _ in expired]

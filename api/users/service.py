@@ -17,6 +17,7 @@ from api.audit.chain import AuditContext, record
 from api.core.crypto import custody_cipher
 from api.core.problems import conflict
 from api.core.security import hash_password
+from api.core.uow import UnitOfWork
 from api.ledger.service import open_user_accounts
 from api.users.models import CustodyKey, User
 from ece.settings import get_settings
@@ -77,12 +78,10 @@ async def create_user(
 
 
 async def register_user(
-    session: AsyncSession, ctx: AuditContext, *, email: str, username: str, password: str
+    uow: UnitOfWork, ctx: AuditContext, *, email: str, username: str, password: str
 ) -> User:
-    """Public registration: one committed transaction."""
-    user = await create_user(session, ctx, email=email, username=username, password=password)
-    await session.commit()
-    return user
+    """Public registration, in the request's unit of work."""
+    return await create_user(uow.session, ctx, email=email, username=username, password=password)
 
 
 async def set_role(session: AsyncSession, ctx: AuditContext, user: User, role: str) -> User:
@@ -97,10 +96,13 @@ async def set_role(session: AsyncSession, ctx: AuditContext, user: User, role: s
 async def create_admin(
     session: AsyncSession, ctx: AuditContext, *, email: str, username: str, password: str
 ) -> User:
-    """``ece admin create``: a regular registration, then the admin role, atomically."""
-    user = await create_user(session, ctx, email=email, username=username, password=password)
-    await set_role(session, AuditContext(actor_id=ctx.actor_id, ip=ctx.ip), user, "admin")
-    await session.commit()
+    """``ece admin create``: a regular registration, then the admin role, atomically.
+
+    An operation of its own (the CLI, the seed and test fixtures call it with a bare
+    session), so it opens and commits its unit of work here."""
+    async with UnitOfWork(session):
+        user = await create_user(session, ctx, email=email, username=username, password=password)
+        await set_role(session, AuditContext(actor_id=ctx.actor_id, ip=ctx.ip), user, "admin")
     return user
 
 

@@ -25,6 +25,7 @@ from api.auth.schemas import TokenPair
 from api.auth.service import issue_tokens
 from api.core.pagination import paginate
 from api.core.problems import conflict, unauthorized
+from api.core.uow import UnitOfWork
 from api.users.models import User
 from api.wallets import siws
 from api.wallets.models import Wallet, WalletChallenge
@@ -46,8 +47,9 @@ class ChallengeFailure(Exception):
         super().__init__(detail)
 
 
-async def create_challenge(session: AsyncSession, address: str) -> WalletChallenge:
+async def create_challenge(uow: UnitOfWork, address: str) -> WalletChallenge:
     """A fresh challenge for ``address`` (and the removal of long-expired ones)."""
+    session = uow.session
     now = datetime.now(UTC)
     await session.execute(
         delete(WalletChallenge).where(WalletChallenge.expires_at < now - RETENTION)
@@ -62,7 +64,7 @@ async def create_challenge(session: AsyncSession, address: str) -> WalletChallen
         expires_at=expires_at,
     )
     session.add(challenge)
-    await session.commit()
+    await session.flush()
     return challenge
 
 
@@ -94,37 +96,38 @@ async def consume_challenge(
 
 
 async def _login_failed(
-    session: AsyncSession,
+    uow: UnitOfWork,
     ctx: AuditContext,
     address: str,
     reason: str,
     user_id: uuid.UUID | None = None,
 ) -> None:
     await record(
-        session,
+        uow.session,
         AuditContext(actor_id=user_id, ip=ctx.ip),
         "auth.wallet_login_failed",
         "wallet",
         address,
         {"address": address, "reason": reason},
     )
-    await session.commit()
+    await uow.commit()  # the refusal is audited: commit it, then refuse
 
 
 async def wallet_login(
-    session: AsyncSession, ctx: AuditContext, address: str, signature: str, nonce: str | None
+    uow: UnitOfWork, ctx: AuditContext, address: str, signature: str, nonce: str | None
 ) -> TokenPair:
     """Tokens for the user who linked ``address``, exactly as a password login issues them."""
+    session = uow.session
     try:
         await consume_challenge(session, address, signature, nonce)
     except ChallengeFailure as failure:
-        await session.rollback()
-        await _login_failed(session, ctx, address, failure.reason)
+        await uow.rollback()
+        await _login_failed(uow, ctx, address, failure.reason)
         raise unauthorized(failure.detail) from None
     wallet = await session.scalar(select(Wallet).where(Wallet.address == address))
     user = await session.get(User, wallet.user_id) if wallet is not None else None
     if user is None:
-        await _login_failed(session, ctx, address, "wallet_not_linked")
+        await _login_failed(uow, ctx, address, "wallet_not_linked")
         raise unauthorized("no account has linked this wallet", code="wallet_not_linked")
     tokens = await issue_tokens(session, user)
     await record(
@@ -135,12 +138,11 @@ async def wallet_login(
         wallet.id if wallet else None,
         {"address": address},
     )
-    await session.commit()
     return tokens
 
 
 async def link_wallet(
-    session: AsyncSession,
+    uow: UnitOfWork,
     ctx: AuditContext,
     user: User,
     address: str,
@@ -148,6 +150,7 @@ async def link_wallet(
     nonce: str | None,
 ) -> Wallet:
     """Link ``address`` to ``user`` after proof of control; 409 when already linked."""
+    session = uow.session
     try:
         await consume_challenge(session, address, signature, nonce)
     except ChallengeFailure as failure:
@@ -161,10 +164,8 @@ async def link_wallet(
     try:
         await session.flush()
     except IntegrityError as exc:  # a concurrent link of the same address won
-        await session.rollback()
         raise conflict("this wallet is already linked to another account") from exc
     await record(session, ctx, "wallet.link", "wallet", wallet.id, {"address": address})
-    await session.commit()
     return wallet
 
 

@@ -5,12 +5,12 @@ those exact bytes. Verification therefore never parses client text: it checks th
 ed25519 signature against the stored message, so a client cannot alter the domain,
 the expiry or the nonce of what it signs.
 
-The domain and URI name this API (``ECE_SIWS_DOMAIN`` / ``ECE_SIWS_URI`` when it
-sits behind a public host name, else the configured API host and port), so a
+The domain and URI name this API (settings ``siws_domain`` / ``siws_uri``, i.e.
+``ECE_SIWS_DOMAIN`` / ``ECE_SIWS_URI``, when it sits behind a public host name, else
+the configured API host and port; the chain id is ``ECE_SIWS_CHAIN_ID``), so a
 signature obtained by a phishing site for its own domain is useless here.
 """
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,9 +37,9 @@ class Origin:
 def origin(settings: Settings) -> Origin:
     host = f"{settings.api_host}:{settings.api_port}"
     return Origin(
-        domain=os.environ.get("ECE_SIWS_DOMAIN") or host,
-        uri=os.environ.get("ECE_SIWS_URI") or f"http://{host}/api/v1",
-        chain_id=os.environ.get("ECE_SIWS_CHAIN_ID") or "localnet",
+        domain=settings.siws_domain or host,
+        uri=settings.siws_uri or f"http://{host}/api/v1",
+        chain_id=settings.siws_chain_id or "localnet",
     )
 
 

@@ -10,12 +10,21 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auctions.router import router as auctions_router
@@ -37,9 +46,16 @@ from api.portfolio.router import router as portfolio_router
 from api.trades.router import router as trades_router
 from api.users.router import router as users_router
 from api.wallets.router import router as wallets_router
+from api.web.idempotency import Replayed, replay_handler
 from api.web.ratelimit import RateLimitMiddleware
 
 API_PREFIX = "/api/v1"
+DOCS_URL = f"{API_PREFIX}/docs"
+REDOC_URL = f"{API_PREFIX}/redoc"
+DOCS_ASSETS_URL = f"{API_PREFIX}/docs/assets"
+# Swagger UI and ReDoc bundles, served from the installed ``fastapi-offline`` wheel so
+# the interactive docs work without internet (FastAPI's defaults load them from a CDN).
+DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 log = structlog.get_logger("api.access")
 
 
@@ -129,6 +145,40 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/api/v1/docs`` and ReDoc at ``/api/v1/redoc``, with local assets."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+    oauth2_redirect_url = str(app.swagger_ui_oauth2_redirect_url)
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} — Swagger UI",
+            oauth2_redirect_url=f"{root}{oauth2_redirect_url}",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} — ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    app.add_api_route(DOCS_URL, swagger_ui, include_in_schema=False)
+    app.add_api_route(oauth2_redirect_url, swagger_ui_redirect, include_in_schema=False)
+    app.add_api_route(REDOC_URL, redoc, include_in_schema=False)
+
+
 def create_app() -> FastAPI:
     """A fresh application (tests build one per settings object)."""
     configure_logging()
@@ -136,12 +186,14 @@ def create_app() -> FastAPI:
         title="ECE — Elite Card Exchange API",
         version="1.0.0",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by _install_docs, from local assets
         redoc_url=None,
-        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        swagger_ui_oauth2_redirect_url=f"{DOCS_URL}/oauth2-redirect",
         lifespan=lifespan,
     )
+    _install_docs(app)
     install_problem_handlers(app)
+    app.add_exception_handler(Replayed, replay_handler)
 
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health_router)

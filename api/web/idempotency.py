@@ -1,7 +1,7 @@
 """Idempotency keys for POSTs that move money or ownership (``Idempotency-Key`` header).
 
 Why: a client that lost the answer to "buy this card" must be able to retry
-without buying it twice. The rule (contract, Conventions): the same key with the
+without buying it twice. The rule (docs/rest.md, Idempotency-Key): the same key with the
 same body returns the first answer again (same status and body) and does nothing
 more; the same key with another body is 409 ``idempotency_key_reused``. Keys are
 scoped per user (primary key ``(user_id, key)``) and expire after 24 hours.
@@ -13,31 +13,28 @@ How it holds under concurrency and failure:
   the primary key until the first transaction ends: if it committed, the waiter
   reads the stored answer and replays it; if it rolled back, the waiter's insert
   goes through and it executes the request itself.
-* The service stores the answer with :meth:`Idempotency.save` in the same
-  transaction as the work, right before its COMMIT. A request that fails (any
-  ``Problem``, any crash) rolls back and leaves no key behind, so a retry runs
-  again; a request that succeeded always has its answer stored.
+* The answer is stored by a before-commit hook of the request's unit of work
+  (``api.core.uow``) in the same transaction as the work, right before its
+  COMMIT. A request that fails (any ``Problem``, any crash) rolls back and leaves
+  no key behind, so a retry runs again; a request that succeeded always has its
+  answer stored.
 * An expired row is taken over by the next request with that key, so correctness
   never depends on :func:`purge_expired` having run (it only keeps the table small).
 
-Using it on a route (the service takes ``idem: Idempotency | None = None``)::
+Using it on a route: take :data:`IdempotentWrite` (the request's unit of work with
+the key claimed) instead of ``UowDep`` and answer through ``uow.reply``; services
+never see the key::
 
-    from api.web.idempotency import IdempotencyDep
+    from api.web.idempotency import IdempotentWrite
 
     @router.post("/auctions/{auction_id}/bids", status_code=201, response_model=BidOut)
-    async def place_bid(auction_id: uuid.UUID, body: BidIn, idem: IdempotencyDep, ...):
-        if idem.replay is not None:          # same key + same body seen before
-            return idem.replay
-        idem.answer(201, lambda bid: BidOut.model_validate(bid).model_dump(mode="json"))
-        bid = await service.place_bid(session, ..., idem=idem)
-        return idem.response(bid)            # the very body that was stored
+    async def place_bid(auction_id: uuid.UUID, body: BidIn, uow: IdempotentWrite, ...):
+        placed = await service.place_bid(uow, ...)
+        return uow.reply(BidOut.model_validate(placed.bid), 201)  # the body that is stored
 
-and in the service, as the last write before COMMIT (after ``audit.record`` is fine:
-the key row is already locked by this transaction)::
-
-    if idem is not None:
-        await idem.save(session, bid)
-    await session.commit()
+A replay never reaches the route: the dependency raises :class:`Replayed`, which
+the handler registered in ``api.web.app`` (:func:`replay_handler`) turns into the
+stored status and body with ``Idempotent-Replayed: true``.
 
 Lock order: the key row comes first of all locks a request takes (see
 ``api/cards/ownership.py``).
@@ -46,7 +43,6 @@ Lock order: the key row comes first of all locks a request takes (see
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -57,9 +53,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.auth.deps import CurrentUser, SessionDep
+from api.auth.deps import CurrentUser
 from api.core.db import Base, created_at
 from api.core.problems import Problem, conflict, validation_error
+from api.core.uow import UnitOfWork, UowDep
 
 TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
@@ -94,74 +91,48 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-class Idempotency:
-    """One request's claim on its key (or a no-op when the header was not sent)."""
+class Replayed(Exception):
+    """The request repeats one already answered: carries the stored answer."""
 
-    def __init__(
-        self,
-        user_id: uuid.UUID | None,
-        key: str | None,
-        request_hash: str | None,
-        replay: Response | None = None,
-    ) -> None:
-        self.user_id = user_id
-        self.key = key
-        self.request_hash = request_hash
-        self.replay = replay
-        self.status_code = 200
-        self._render: Callable[[Any], Any] | None = None
-        self._body: Any = None
-        self._saved = False
-
-    def answer(self, status_code: int, render: Callable[[Any], Any]) -> "Idempotency":
-        """Say how a successful result becomes the response (JSON-ready data)."""
+    def __init__(self, status_code: int, body: Any) -> None:
+        super().__init__("idempotent replay")
         self.status_code = status_code
-        self._render = render
-        return self
+        self.body = body
 
-    def _rendered(self, result: Any) -> Any:
-        if not self._saved:
-            if self._render is None:
-                raise RuntimeError("Idempotency.answer() was not called")
-            self._body = self._render(result)
-            self._saved = True
-        return self._body
-
-    async def save(self, session: AsyncSession, result: Any) -> None:
-        """Store the answer in the current transaction (call right before COMMIT)."""
-        body = self._rendered(result)
-        if self.key is None:
-            return
-        await session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.user_id == self.user_id, IdempotencyKey.key == self.key)
-            .values(status_code=self.status_code, response_body=body)
-        )
-
-    def response(self, result: Any) -> Response:
-        """The HTTP answer for ``result``: exactly the body :meth:`save` stored."""
-        body = self._rendered(result)
-        if body is None:
-            return Response(status_code=self.status_code)
-        return JSONResponse(body, status_code=self.status_code)
+    def response(self) -> Response:
+        headers = {REPLAY_HEADER: "true"}
+        if self.body is None:
+            return Response(status_code=self.status_code, headers=headers)
+        return JSONResponse(self.body, status_code=self.status_code, headers=headers)
 
 
-def _replay(status_code: int, body: Any) -> Response:
-    headers = {REPLAY_HEADER: "true"}
-    if body is None:
-        return Response(status_code=status_code, headers=headers)
-    return JSONResponse(body, status_code=status_code, headers=headers)
+async def replay_handler(_request: Request, exc: Exception) -> Response:
+    """Exception handler (registered by the app factory): answer a replay."""
+    assert isinstance(exc, Replayed)
+    return exc.response()
+
+
+async def store_answer(
+    session: AsyncSession, user_id: uuid.UUID, key: str, status_code: int, body: Any
+) -> None:
+    """Write the answer on the claimed key row (in the work's transaction)."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        .values(status_code=status_code, response_body=body)
+    )
 
 
 async def claim(
     session: AsyncSession, user_id: uuid.UUID, key: str, request_hash: str
-) -> Idempotency:
+) -> None:
     """Insert the key row or find the earlier request that used it.
 
     Blocks while another transaction holds an uncommitted row for the same key.
-    Raises 409 ``idempotency_key_reused`` for another body, 409 ``conflict`` when
-    a committed row has no answer (cannot happen with services that save before
-    their single COMMIT; reported rather than executing twice).
+    Raises :class:`Replayed` for the same request answered before, 409
+    ``idempotency_key_reused`` for another body, 409 ``conflict`` when a committed
+    row has no answer (cannot happen: the answer is stored before the single
+    COMMIT; reported rather than executing twice).
     """
     for _attempt in range(3):
         inserted = await session.scalar(
@@ -176,7 +147,7 @@ async def claim(
             .returning(IdempotencyKey.key)
         )
         if inserted is not None:
-            return Idempotency(user_id, key, request_hash)
+            return
         row = (
             await session.execute(
                 select(
@@ -204,14 +175,14 @@ async def claim(
                     expires_at=func.now() + TTL,
                 )
             )
-            return Idempotency(user_id, key, request_hash)
+            return
         if stored_hash != request_hash:
             raise conflict(
                 "this Idempotency-Key was used for a different request", "idempotency_key_reused"
             )
         if status_code is None:
             raise conflict("a request with this Idempotency-Key has no stored answer yet")
-        return Idempotency(user_id, key, request_hash, replay=_replay(status_code, body))
+        raise Replayed(status_code, body)
     raise Problem(503, "unavailable", "could not claim the Idempotency-Key; retry")
 
 
@@ -243,18 +214,30 @@ def _check_key(key: str) -> str:
     return key
 
 
-async def idempotency(
+async def idempotent_write(
     request: Request,
-    session: SessionDep,
+    uow: UowDep,
     user: CurrentUser,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> Idempotency:
-    """FastAPI dependency: claim the request's key (or a no-op without the header)."""
+) -> UnitOfWork:
+    """FastAPI dependency: the request's unit of work with its key claimed (a plain
+    unit of work without the header). The route answers with ``uow.reply(...)``;
+    that answer is stored right before the COMMIT."""
     if idempotency_key is None:
-        return Idempotency(None, None, None)
+        return uow
     key = _check_key(idempotency_key)
     fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
-    return await claim(session, user.id, key, fingerprint)
+    await claim(uow.session, user.id, key, fingerprint)
+    user_id = user.id
+
+    async def save() -> None:
+        if uow.answer is None:
+            raise RuntimeError("an idempotent route must answer with uow.reply()")
+        status_code, body = uow.answer
+        await store_answer(uow.session, user_id, key, status_code, body)
+
+    uow.before_commit(save)
+    return uow
 
 
-IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]
+IdempotentWrite = Annotated[UnitOfWork, Depends(idempotent_write)]

@@ -24,8 +24,9 @@ short circuit breaker so an outage costs one failed Redis call per few seconds
 instead of one per request. Availability of the marketplace wins over throttling;
 the database constraints, not the limiter, are what keep money and ownership safe.
 
-Limits come from the environment so benchmarks can raise them without code
-changes (read on every request, so a test can lower them for one app):
+Limits come from ``ece.settings.RateLimitSettings`` (the environment, through
+``ece.settings.rate_limits()``) so benchmarks can raise them without code changes
+(checked on every request, so a test can lower them for one app):
 
 ===========================================  =======  ==============================
 variable                                     default  meaning
@@ -43,7 +44,6 @@ variable                                     default  meaning
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -59,6 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.core.cache import get_redis
 from api.core.problems import Problem, problem_response
+from ece.settings import RateLimitSettings, rate_limits
 
 log = structlog.get_logger(__name__)
 
@@ -84,39 +85,26 @@ return out
 """
 
 
-def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(f"ECE_RATE_LIMIT_{name}")
-    if raw is None or raw.strip() == "":
-        return default
-    return int(raw)
+_DEFAULTS = RateLimitSettings.model_construct()  # the defaults, no environment read
 
 
 @dataclass(frozen=True)
 class RateLimits:
     """The limits in force (see the module docstring for the variables)."""
 
-    enabled: bool = True
-    user: int = 600
-    ip: int = 1200
-    window_seconds: int = 60
-    login_account: int = 5
-    login_ip: int = 50
-    login_window_seconds: int = 900
+    enabled: bool = _DEFAULTS.enabled
+    user: int = _DEFAULTS.user
+    ip: int = _DEFAULTS.ip
+    window_seconds: int = _DEFAULTS.window_seconds
+    login_account: int = _DEFAULTS.login_account
+    login_ip: int = _DEFAULTS.login_ip
+    login_window_seconds: int = _DEFAULTS.login_window_seconds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RateLimits:
-        env = os.environ if environ is None else environ
-        d = cls()
-        return cls(
-            enabled=env.get("ECE_RATE_LIMIT_ENABLED", "1").strip().lower()
-            not in ("0", "false", "no", "off"),
-            user=_env_int(env, "USER", d.user),
-            ip=_env_int(env, "IP", d.ip),
-            window_seconds=_env_int(env, "WINDOW_SECONDS", d.window_seconds),
-            login_account=_env_int(env, "LOGIN_ACCOUNT", d.login_account),
-            login_ip=_env_int(env, "LOGIN_IP", d.login_ip),
-            login_window_seconds=_env_int(env, "LOGIN_WINDOW_SECONDS", d.login_window_seconds),
-        )
+        """The limits the process environment sets now, or those ``environ`` would set."""
+        group = rate_limits() if environ is None else RateLimitSettings.from_mapping(environ)
+        return cls(**group.model_dump())
 
 
 @dataclass(frozen=True)

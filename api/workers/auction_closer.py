@@ -1,7 +1,8 @@
 """Closes auctions within moments of ``ends_at``: settle or ``no_sale``, exactly once.
 
 Every cycle closes every due auction (one transaction each, claimed with ``FOR
-UPDATE SKIP LOCKED`` in ``auctions.service.close_next_due``), then sleeps until
+UPDATE SKIP LOCKED`` in ``auctions.closing.close_next_due``, each its own unit
+of work), then sleeps until
 the next announced end time from Redis or the poll interval, whichever is
 sooner. The poll alone bounds the delay (an auction whose end was never
 announced, or announced to a Redis that restarted empty, still closes within one
@@ -13,14 +14,11 @@ import uuid
 
 import structlog
 
-from api.auctions.service import (
-    SettlementFailed,
-    close_next_due,
-    drop_stale_hints,
-    next_end_hint,
-)
+from api.auctions.closing import SettlementFailed, close_next_due
+from api.auctions.ends import drop_stale_hints, next_end_hint
 from api.core.cache import get_card_cache
 from api.core.db import get_sessionmaker
+from api.core.uow import UnitOfWork
 from api.workers.loop import Worker
 from ece.settings import get_settings
 
@@ -45,7 +43,9 @@ class AuctionCloser(Worker):
         async with get_sessionmaker()() as session:
             while True:
                 try:
-                    settled = await close_next_due(session, cache, fee_bps, self.failing)
+                    settled = await close_next_due(
+                        UnitOfWork(session), cache, fee_bps, self.failing
+                    )
                 except SettlementFailed as exc:
                     log.exception("auction_settlement_failed", auction_id=str(exc.auction_id),
                                   retry_in_s=FAILED_RETRY_S)

@@ -7,6 +7,7 @@ keeps the table from growing without bound; running it every few minutes is enou
 import structlog
 
 from api.core.db import get_sessionmaker
+from api.core.uow import UnitOfWork
 from api.web.idempotency import purge_expired
 from api.workers.loop import Worker
 
@@ -21,8 +22,8 @@ class IdempotencyPurger(Worker):
     async def cycle(self) -> None:
         async with get_sessionmaker()() as session:
             while True:
-                purged = await purge_expired(session, BATCH)
-                await session.commit()
+                async with UnitOfWork(session) as uow:
+                    purged = await purge_expired(uow.session, BATCH)
                 if purged:
                     log.info("idempotency_keys_purged", count=purged)
                 if purged < BATCH:

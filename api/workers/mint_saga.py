@@ -44,22 +44,13 @@ from api.integrations.solana import (
     mint_nft,
 )
 from api.nfts import platform_keys, service
-from api.nfts.runtime import (
-    DeadLetters,
-    FeePayerGuard,
-    PayerShort,
-    RecordingClient,
-    Scheduler,
-    advisory_lock,
-    crash_point,
-    feed_and_sweep,
-    insufficient_funds,
-    is_transient,
-    make_sessions,
-    parse_uuid,
-    recording,
-    with_retries,
-)
+from api.nfts.runtime.chain import FeePayerGuard, RecordingClient, recording
+from api.nfts.runtime.db import advisory_lock, make_sessions
+from api.nfts.runtime.dlq import DeadLetters
+from api.nfts.runtime.feed import feed_and_sweep, parse_uuid
+from api.nfts.runtime.process import crash_point
+from api.nfts.runtime.retry import PayerShort, insufficient_funds, is_transient, with_retries
+from api.nfts.runtime.scheduler import Scheduler
 from api.storage import get_object_store
 from ece.contracts.topics import cdc_topic
 from ece.settings import Settings
@@ -361,7 +352,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     """``python -m api.workers.mint_saga``: run until SIGINT/SIGTERM."""
-    from api.nfts.runtime import run_main
+    from api.nfts.runtime.process import run_main
 
     run_main(run)
 

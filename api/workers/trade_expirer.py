@@ -8,6 +8,7 @@ up with the clock; a delay of a cycle is harmless.
 import structlog
 
 from api.core.db import get_sessionmaker
+from api.core.uow import UnitOfWork
 from api.trades.service import expire_due_offers
 from api.workers.loop import Worker
 
@@ -22,7 +23,8 @@ class TradeExpirer(Worker):
     async def cycle(self) -> None:
         async with get_sessionmaker()() as session:
             while True:
-                expired = await expire_due_offers(session, BATCH)
+                async with UnitOfWork(session) as uow:
+                    expired = await expire_due_offers(uow, BATCH)
                 if expired:
                     log.info("trade_offers_expired", count=len(expired),
                              offer_ids=[str(o) for o in expired[:20]])

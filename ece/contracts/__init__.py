@@ -1,1 +1,1 @@
-"""Contracts shared by the API and the stream jobs (cache layout, event ids)."""
+"""Contracts shared by the API, the stream jobs and the lake: topics, card cache, DLQ record."""

@@ -69,7 +69,7 @@ def _rfc3339(value: Any) -> str | None:
 
 
 def card_document(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The public card JSON (``contract/api.md``) from a database row or a CDC ``after`` image.
+    """The public card JSON (``docs/rest.md``) from a database row or a CDC ``after`` image.
 
     Accepts both Python values (UUID, datetime, dict) and their Debezium JSON forms
     (strings, ISO timestamps, JSON text for jsonb), and yields the same document.

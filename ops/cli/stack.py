@@ -54,6 +54,7 @@ def up(
     """Start every part in order, print the URLs and stay in the foreground until Ctrl-C."""
     externals = externals_from_environment()
     if free_ports:
+        # Into our own environment: Settings reads it and every child inherits it.
         os.environ.update(free_port_environment())
         get_settings.cache_clear()
         externals = set()

@@ -17,12 +17,11 @@ topics_app = typer.Typer(help="List and follow the Kafka topics.", no_args_is_he
 @topics_app.command("list")
 def list_topics() -> None:
     """Every topic on the broker with its partition count, and the broker's epoch."""
-    from confluent_kafka.admin import AdminClient
+    from ece import kafka
 
-    meta = AdminClient({"bootstrap.servers": get_settings().kafka_bootstrap}).list_topics(
-        timeout=10
-    )
-    table = Table(title=f"topics on {get_settings().kafka_bootstrap} (cluster {meta.cluster_id})")
+    settings = get_settings()
+    meta = kafka.admin(settings).list_topics(timeout=10)
+    table = Table(title=f"topics on {settings.kafka_bootstrap} (cluster {kafka.epoch_of(meta)})")
     table.add_column("topic")
     table.add_column("partitions", justify="right")
     for name in sorted(meta.topics):
@@ -43,15 +42,15 @@ def tail(
     """Print each message as one JSON line: key, value (null for tombstones), offset."""
     from confluent_kafka import Consumer
 
+    from ece.kafka import consumer_config
+
     settings = get_settings()
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"ece-tail-{uuid.uuid4().hex[:8]}",  # never steals a real group's offsets
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.auto.commit": False,
-        "session.timeout.ms": settings.kafka_session_timeout_ms,
-        "heartbeat.interval.ms": 500,
-    })
+    consumer = Consumer(consumer_config(
+        settings,
+        f"ece-tail-{uuid.uuid4().hex[:8]}",  # never steals a real group's offsets
+        auto_commit=False,
+        offset_reset="earliest" if from_beginning else "latest",
+    ))
     consumer.subscribe([topic])
     seen = 0
     try:

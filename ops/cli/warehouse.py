@@ -52,7 +52,7 @@ def refresh(
     started = time.monotonic()
     home = _dagster_home(settings)
     if record and (home / "dagster.yaml").exists():
-        os.environ.setdefault("DAGSTER_HOME", str(home))
+        os.environ.setdefault("DAGSTER_HOME", str(home))  # read by Dagster itself
         instance = DagsterInstance.from_config(str(home))
     else:
         instance = DagsterInstance.ephemeral()

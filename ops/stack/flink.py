@@ -45,7 +45,7 @@ class Flink(Part):
 
     @property
     def url(self) -> str:
-        explicit = os.environ.get("ECE_FLINK_REST_URL") if self.external else None
+        explicit = self.settings.flink_rest_url if self.external else None
         return (explicit or f"http://127.0.0.1:{self.settings.flink_rest_port}").rstrip("/")
 
     def start(self) -> None:

@@ -8,7 +8,6 @@ was pointed at an external service are only health-checked.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Iterable
 
 from ece.settings import Settings
@@ -37,9 +36,14 @@ DEFAULT_ORDER = (
 )
 
 
-def externals_from_environment() -> set[str]:
-    """Parts whose address the user set explicitly: use theirs, start none."""
-    return {name for name, (_, var) in PARTS.items() if var and var in os.environ}
+def externals_from_environment(settings: Settings | None = None) -> set[str]:
+    """Parts whose address the user set explicitly: use theirs, start none.
+
+    "Set" means given to Settings (its ``model_fields_set``), not equal to a default.
+    """
+    given = (settings or Settings()).model_fields_set
+    return {name for name, (_, var) in PARTS.items()
+            if var and var.removeprefix("ECE_").lower() in given}
 
 
 def free_port_environment() -> dict[str, str]:

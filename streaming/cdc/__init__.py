@@ -5,8 +5,10 @@ Modules, in the order data flows through them:
 - ``config``  -- the Debezium properties, derived from the one settings object;
 - ``state``   -- what the runner keeps in Postgres (broker epoch, Debezium offsets,
                  slot and publication checks);
-- ``kafka``   -- topic creation, cluster id (the broker *epoch*), producer settings;
 - ``handler`` -- the batch handler: produce, flush, raise unless all were acked;
 - ``runner``  -- engine thread, signals, epochs, retries;
 - ``__main__``-- ``python -m streaming.cdc``.
+
+Topic creation, the cluster id (the broker *epoch*) and producer settings are
+:mod:`ece.kafka`'s; the retry backoff is :mod:`ece.retry`'s.
 """

@@ -15,22 +15,20 @@ from ece.settings import get_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    env = os.environ.get
+    settings = get_settings()
     parser = argparse.ArgumentParser(
         prog="python -m streaming.cdc",
         description="Debezium CDC: captured Postgres tables -> Kafka topics "
                     "<prefix>.public.<table>. Addresses come from ECE_* settings.",
     )
-    parser.add_argument("--partitions", type=int, default=int(env("ECE_CDC_PARTITIONS", "1")),
+    parser.add_argument("--partitions", type=int, default=settings.cdc_partitions,
                         help="partitions of topics created up front (ECE_CDC_PARTITIONS)")
-    parser.add_argument("--max-retries", type=int,
-                        default=int(env("ECE_CDC_MAX_RETRIES", "8")),
+    parser.add_argument("--max-retries", type=int, default=settings.cdc_max_retries,
                         help="failed cycles in a row before giving up (ECE_CDC_MAX_RETRIES)")
-    parser.add_argument("--heap", default=env("ECE_CDC_HEAP", "512m"),
-                        help="JVM max heap (ECE_CDC_HEAP)")
+    parser.add_argument("--heap", default=settings.cdc_heap, help="JVM max heap (ECE_CDC_HEAP)")
     parser.add_argument("--resnapshot", action="store_true",
                         help="forget Debezium's offsets and snapshot every table again")
-    parser.add_argument("--log-level", default=env("ECE_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-level", default=settings.log_level, help="(ECE_LOG_LEVEL)")
     return parser.parse_args(argv)
 
 

@@ -11,7 +11,6 @@ Why the shape:
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
 import time
@@ -24,8 +23,10 @@ import psycopg
 import structlog
 from confluent_kafka import Producer
 
+from ece import kafka
+from ece.contracts.topics import captured_topics
+from ece.retry import backoff_delay
 from ece.settings import Settings
-from streaming.cdc import kafka
 from streaming.cdc.config import debezium_properties
 from streaming.cdc.handler import KafkaChangeHandler
 from streaming.cdc.state import (
@@ -116,7 +117,7 @@ class CdcRunner:
                     logger.critical("giving up after retries", attempts=attempt - 1,
                                     error=repr(exc), exc_info=exc)
                     return 1
-                delay = min(30.0, 2.0 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+                delay = backoff_delay(attempt, base=1.0, cap=30.0, jitter=0.2)
                 logger.error("cdc cycle failed, retrying", attempt=attempt,
                              max_retries=self.options.max_retries, retry_in_s=round(delay, 1),
                              error=repr(exc))
@@ -136,7 +137,10 @@ class CdcRunner:
                 raise lost_slot_error()
             epoch = kafka.cluster_id(settings)
             decision = prepare_epoch(conn, epoch, force_resnapshot=force_resnapshot)
-            created = kafka.ensure_topics(settings, self.options.partitions)
+            # Created up front so consumers can subscribe before the first change and so
+            # a broker without auto-creation still works.
+            created = kafka.ensure_topics(settings, captured_topics(settings.topic_prefix),
+                                          partitions=self.options.partitions)
             logger.info("cycle starting", cluster_id=epoch, previous=decision.previous,
                         resnapshot=decision.resnapshot, reason=decision.reason or None,
                         topics_created=len(created))
@@ -166,9 +170,14 @@ class CdcRunner:
         settings = self.settings
         ensure_jvm_started(jvm_opts=self._jvm_opts)
         self.install_signal_handlers()  # again: JPype's startJVM hooks SIGINT
-        producer = Producer(kafka.producer_config(settings, self.options.message_timeout_ms))
+        # Idempotent, acks=all: a retried send never duplicates or reorders within a
+        # partition; the bounded message timeout fails a batch (and the engine retries
+        # it) in seconds when the broker is dead.
+        config = kafka.producer_config(settings, linger_ms=1,
+                                       message_timeout_ms=self.options.message_timeout_ms)
+        producer = Producer({**config, "queue.buffering.max.messages": 200_000})
         handler = KafkaChangeHandler(
-            producer, kafka.captured_topics(settings),
+            producer, captured_topics(settings.topic_prefix),
             flush_timeout=self.options.message_timeout_ms / 1000 + 5,
         )
         engine = DebeziumJsonEngine(properties=debezium_properties(settings), handler=handler,
@@ -239,7 +248,7 @@ class CdcRunner:
                     last_report = time.monotonic()
                     logger.info("progress", produced=handler.produced,
                                 lag_bytes=slot.lag_bytes if slot else None)
-                current = _cluster_id_or_none(settings)
+                current = kafka.cluster_id_or_none(settings, timeout=2.0)
                 if current is not None and current != epoch:
                     logger.warning("broker epoch changed while streaming; re-snapshotting",
                                    old=epoch, new=current)
@@ -279,10 +288,3 @@ class SlotWatcher:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def _cluster_id_or_none(settings: Settings) -> str | None:
-    try:
-        return kafka.cluster_id(settings, timeout=2.0)
-    except Exception:  # noqa: BLE001 - broker briefly down: the handler reports real loss
-        return None

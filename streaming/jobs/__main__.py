@@ -11,8 +11,8 @@ import logging
 import sys
 
 from ece.contracts import topics
+from ece.kafka import cluster_id
 from ece.settings import get_settings
-from ops.stack.broker import cluster_id
 from streaming.jobs import jars, minicluster, registry
 from streaming.jobs.runtime import JobOptions, create_context, ensure_topics
 
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
     modules = [registry.load(n) for n in names]
     settings = get_settings()
-    epoch = cluster_id(settings.kafka_bootstrap, timeout=30)
-    ensure_topics(settings, [topics.DLQ])
+    epoch = cluster_id(settings, timeout=30)
+    ensure_topics(settings, [topics.dlq_topic(settings.topic_prefix)])
     minicluster.prepare_conf_dir(settings)
     minicluster.forward_jvm_stderr()
     options = JobOptions(checkpoint_interval_ms=args.checkpoint_interval_ms,

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ece.contracts.card_cache import SET_IF_NEWER_LUA, card_document, floor_key, set_if_newer_args
-from ece.contracts.topics import cdc_topic
 from streaming.jobs.runtime import JobContext
 
 NAME = "card_cache"
-SOURCE_TOPIC = cdc_topic("cards")
+SOURCE_TABLE = "cards"
 BUCKETS = 8  # keying unit for buffers/timers; one card always maps to one bucket (order kept)
 FLUSH_MS = 2
 MAX_BATCH = 500
@@ -135,6 +134,7 @@ def build(ctx: JobContext) -> None:
 
     dlq_tag = _dlq_tag()
     row_type = _row_type()
+    source_topic = ctx.cdc_topic(SOURCE_TABLE)
     ttl = ctx.settings.card_cache_ttl_seconds
     redis_url = ctx.settings.redis_url
 
@@ -143,7 +143,7 @@ def build(ctx: JobContext) -> None:
             try:
                 write = parse_change(value, ttl)
             except MalformedEvent as exc:
-                yield dlq_tag, dlq_row(SOURCE_TOPIC, NAME, value, str(exc))
+                yield dlq_tag, dlq_row(source_topic, NAME, value, str(exc))
                 return
             if write is not None:
                 yield Row(write.bucket, write.doc_key, write.floor_key, write.version,
@@ -198,7 +198,7 @@ def build(ctx: JobContext) -> None:
             pipe.execute()  # raises on a Redis error: the job restarts from the checkpoint
             self.buffer.clear()
 
-    parsed = ctx.kafka_source(NAME, [SOURCE_TOPIC]).process(
+    parsed = ctx.kafka_source(NAME, [source_topic]).process(
         ParseChanges(), output_type=row_type).uid(f"{NAME}-parse").name(f"{NAME}: parse")
     ctx.dlq(parsed.get_side_output(dlq_tag), NAME)
     (parsed.key_by(lambda row: row[0], key_type=_int_type())

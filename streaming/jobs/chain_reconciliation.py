@@ -29,14 +29,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ece.contracts.topics import CHAIN_RECONCILIATION, cdc_topic
+from ece.contracts.topics import chain_reconciliation_topic
 from streaming.jobs.runtime import JobContext, ensure_topics
 
 log = logging.getLogger(__name__)
 
 NAME = "chain_reconciliation"
-NFTS_TOPIC = cdc_topic("nfts")
-CARDS_TOPIC = cdc_topic("cards")
 SETTLE_MS = 250  # coalesce a burst of changes on one mint into one check
 RECHECK_MS = 2_000  # in-flight transfer: look again this soon
 RETRY_BASE_MS = 2_000  # database/RPC unreachable: back off from here ...
@@ -121,7 +119,8 @@ def build(ctx: JobContext) -> None:
 
     from streaming.jobs.dlq import dlq_row, keyed_type
 
-    ensure_topics(ctx.settings, [CHAIN_RECONCILIATION])
+    verdicts_topic = chain_reconciliation_topic(ctx.settings.topic_prefix)
+    ensure_topics(ctx.settings, [verdicts_topic])
     dlq_tag = _dlq_tag()
     database_url = ctx.settings.database_url
     sqlalchemy_url = ctx.settings.sqlalchemy_url
@@ -135,9 +134,10 @@ def build(ctx: JobContext) -> None:
         one there, and one bad message should make one DLQ record, not one per reader.
         """
 
-        def __init__(self, topic: str) -> None:
+        def __init__(self, topic: str, report_malformed: bool) -> None:
             super().__init__()
             self.topic = topic
+            self.report_malformed = report_malformed
 
         def open(self, runtime_context: RuntimeContext) -> None:
             self.conn: Any = None
@@ -168,7 +168,7 @@ def build(ctx: JobContext) -> None:
             try:
                 trigger = parse_change(value)
             except MalformedEvent as exc:
-                if self.topic == NFTS_TOPIC:
+                if self.report_malformed:
                     yield dlq_tag, dlq_row(self.topic, NAME, value, str(exc))
                 else:
                     log.debug("skipping malformed %s message (card_cache reports it): %s",
@@ -258,15 +258,17 @@ def build(ctx: JobContext) -> None:
     # One source per topic (own group and uid): the value-only source does not say which
     # topic a record came from, and the DLQ record must name it.
     resolved = []
-    for topic, table in ((NFTS_TOPIC, "nfts"), (CARDS_TOPIC, "cards")):
+    for table in ("nfts", "cards"):
+        topic = ctx.cdc_topic(table)
         resolved.append(
             ctx.kafka_source(f"{NAME}_{table}", [topic])
-            .process(ResolveMints(topic), output_type=Types.STRING())
+            .process(ResolveMints(topic, report_malformed=table == "nfts"),
+                     output_type=Types.STRING())
             .uid(f"{NAME}-resolve-{table}").name(f"{NAME}: {table} -> mints"))
     ctx.dlq(resolved[0].get_side_output(dlq_tag), NAME)
     mints = resolved[0].union(resolved[1])
     verdicts = (mints.key_by(lambda mint: mint, key_type=Types.STRING())
                 .process(CheckMint(), output_type=keyed_type())
                 .uid(f"{NAME}-check").name(f"{NAME}: check on chain"))
-    ctx.keyed_sink(verdicts, CHAIN_RECONCILIATION, NAME)
+    ctx.keyed_sink(verdicts, verdicts_topic, NAME)
 

@@ -1,27 +1,10 @@
-"""Dead-letter records: what a pipeline could not process, with the reason.
-
-Never drop a malformed event silently: it goes to ``ece.dlq`` keyed by its source
-topic, carrying the raw payload so it can be inspected and replayed once fixed.
-"""
+"""Dead letters inside a Flink job: the record format is :mod:`ece.contracts.dlq`."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
-
-def dlq_value(source_topic: str, pipeline: str, payload: str | None, error: str) -> str:
-    return json.dumps(
-        {
-            "source_topic": source_topic,
-            "pipeline": pipeline,
-            "error": error,
-            "payload": payload,
-            "failed_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        },
-        separators=(",", ":"),
-    )
+from ece.contracts.dlq import dlq_value
 
 
 def dlq_row(source_topic: str, pipeline: str, payload: str | None, error: str) -> Any:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 import zipfile
 from pathlib import Path
 
 import httpx
 
-from ece.settings import REPO_ROOT
+from ece.settings import REPO_ROOT, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,6 @@ PACKAGE = "shigawire-apache-flink-libraries"
 VERSION = "2.0.0.post1"
 WHEEL = "shigawire_apache_flink_libraries-2.0.0.post1-py3-none-any.whl"
 WHEEL_SHA256 = "aaa65537d3f0c0ff279185d8243024f0efd95788ba044bf249ba0f40b69289cd"
-INDEX_URL = os.environ.get("ECE_PYPI_SIMPLE_URL", "https://pypi.org/simple")
 
 # member of the wheel -> (file name in the cache, sha256); flink-connector-kafka 4.0.1-2.0
 # and kafka-clients 3.9.1.
@@ -67,15 +65,16 @@ def _cached(cache_dir: Path) -> list[Path] | None:
 
 def _wheel_url(client: httpx.Client) -> str:
     """The wheel's URL from the PEP 691 JSON simple index (works through pip mirrors too)."""
+    index_url = get_settings().pypi_simple_url  # ECE_PYPI_SIMPLE_URL: a mirror, if any
     response = client.get(
-        f"{INDEX_URL.rstrip('/')}/{PACKAGE}/",
+        f"{index_url.rstrip('/')}/{PACKAGE}/",
         headers={"Accept": "application/vnd.pypi.simple.v1+json"},
     )
     response.raise_for_status()
     for entry in response.json()["files"]:
         if entry["filename"] == WHEEL:
             return str(entry["url"])
-    raise JarError(f"{WHEEL} not listed by {INDEX_URL}")
+    raise JarError(f"{WHEEL} not listed by {index_url}")
 
 
 def _download(client: httpx.Client, url: str, target: Path) -> None:

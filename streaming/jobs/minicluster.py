@@ -102,6 +102,7 @@ def prepare_conf_dir(settings: Settings) -> Path:
     for noisy in ("jobmanager.memory.process.size", "taskmanager.memory.process.size"):
         flat.pop(noisy, None)  # the MiniCluster shares one JVM capped by -Xmx instead
     (conf / "config.yaml").write_text(yaml.safe_dump(flat, default_flow_style=False))
+    # Variables PyFlink's JVM launcher reads (it takes no arguments for them):
     os.environ["FLINK_CONF_DIR"] = str(conf)
     os.environ["FLINK_LOG_DIR"] = str(settings.logs_dir)
     os.environ["TMPDIR"] = str(tmp)  # PyFlink's own temp files (gateway handshake, pemja)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ece import kafka
 from ece.contracts import topics
 from ece.settings import Settings
 from streaming.jobs import minicluster
@@ -54,15 +55,23 @@ class JobContext:
         A fresh broker (new cluster id) must not inherit offsets of a vanished one; a
         real Kafka cluster keeps its id, so this is stable in production.
         """
-        return f"ece-flink-{pipeline}-{self.epoch}"
+        return kafka.epoch_group_id(f"flink-{pipeline}", self.epoch)
+
+    def topic(self, name: str) -> str:
+        """``<topic_prefix>.<name>``: a derived topic under this deployment's prefix."""
+        return topics.topic(name, self.settings.topic_prefix)
+
+    def cdc_topic(self, table: str) -> str:
+        """The CDC topic of ``table`` under this deployment's prefix."""
+        return topics.cdc_topic(table, self.settings.topic_prefix)
 
     def kafka_source(self, pipeline: str, source_topics: list[str]) -> Any:
         """A stream of record values (``str``; tombstones never reach Python).
 
         Topics are subscribed by pattern so a topic the CDC runner has not created
         yet is picked up by partition discovery instead of failing the job. Starts
-        from the group's committed offsets, else from the earliest offset (Tansu's
-        "latest" is wrong, and a cache must see every change).
+        from the group's committed offsets, else from the earliest offset (the dev
+        broker's "latest" is wrong, and a cache must see every change; see ece.kafka).
         """
         from pyflink.common import Types, WatermarkStrategy
         from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
@@ -82,11 +91,11 @@ class JobContext:
             .set_property("commit.offsets.on.checkpoint", "true")
             .set_property("partition.discovery.interval.ms",
                           str(self.options.partition_discovery_ms))
-            .set_property("session.timeout.ms", str(self.settings.kafka_session_timeout_ms))
-            .set_property("heartbeat.interval.ms", "1000")
             .set_property("fetch.max.wait.ms", "20")
             .set_property("client.id.prefix", f"ece-flink-{pipeline}")
         )
+        for key, value in kafka.java_consumer_properties(self.settings).items():
+            builder = builder.set_property(key, value)
         # StringDeserializer maps a tombstone to null, which the value-only wrapper drops;
         # SimpleStringSchema would throw on it and fail the job.
         string_deserializer = jvm.org.apache.kafka.common.serialization.StringDeserializer
@@ -146,8 +155,8 @@ class JobContext:
         log.info("%s -> %s", name, topic)
 
     def dlq(self, stream: Any, pipeline: str) -> None:
-        """Send a pipeline's failures (``Row(k=source topic, v=JSON)``) to ``ece.dlq``."""
-        self.keyed_sink(stream, topics.DLQ, f"{pipeline} dlq")
+        """Send a pipeline's failures (``Row(k=source topic, v=JSON)``) to the DLQ topic."""
+        self.keyed_sink(stream, topics.dlq_topic(self.settings.topic_prefix), f"{pipeline} dlq")
 
     # --- run ------------------------------------------------------------
 
@@ -159,20 +168,7 @@ class JobContext:
 
 def ensure_topics(settings: Settings, names: list[str]) -> None:
     """Create the derived topics this job writes if missing (never the CDC topics)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    existing = set(admin.list_topics(timeout=10).topics)
-    missing = [NewTopic(n, num_partitions=1, replication_factor=1)
-               for n in names if n not in existing]
-    if not missing:
-        return
-    for name, future in admin.create_topics(missing).items():
-        try:
-            future.result(10)
-        except Exception as exc:  # noqa: BLE001 - a concurrent creator is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(exc).upper():
-                raise
+    for name in kafka.ensure_topics(settings, names, timeout=10):
         log.info("created topic %s", name)
 
 

@@ -182,8 +182,10 @@ def write_every_table(conn: psycopg.Connection) -> dict[str, set[Any]]:
         one("INSERT INTO bids (auction_id, bidder_id, amount_cents) VALUES (%s, %s, 150)",
             (auction, seller), "bids")
         nft = one("INSERT INTO nfts (card_id) VALUES (%s)", (card,), "nfts")
-        one("INSERT INTO nft_transactions (nft_id, kind, to_address, card_history_id) "
-            "VALUES (%s, 'mint', %s, %s)", (nft, secrets.token_hex(16), history),
+        # Already 'failed': a made-up row the chain workers must never try to send
+        # (the NFT tests wait for every open nft_transaction to settle).
+        one("INSERT INTO nft_transactions (nft_id, kind, to_address, card_history_id, status) "
+            "VALUES (%s, 'mint', %s, %s, 'failed')", (nft, secrets.token_hex(16), history),
             "nft_transactions")
         one("INSERT INTO notifications (user_id, kind, payload, source_event_id) "
             "VALUES (%s, 'new_listing', %s, %s)",
@@ -295,8 +297,12 @@ def test_sigkill_mid_stream_loses_nothing(db: psycopg.Connection, settings: Sett
         killed_at = len(committed)
         cdc.stop()
         cdc.start()  # ready = streaming again (resumed from the JDBC offsets + slot)
+    except BaseException:
+        stop.set()  # the test failed: don't leave the writer running
+        raise
     finally:
-        stop.set()
+        # On success the writer finishes all 400 rows, some after the restart,
+        # however quickly the runner came back.
         thread.join(60)
     assert len(committed) == 400 and killed_at < 400
     expected = set(committed)

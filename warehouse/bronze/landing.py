@@ -12,7 +12,6 @@ the offsets and goes on from there.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,9 +23,11 @@ import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from ece.contracts.topics import CAPTURED_TABLES, EXCLUDED_COLUMNS, cdc_topic
+from ece.kafka import epoch_of
+from ece.retry import backoff_delay, retry_call
 from warehouse.bronze import offsets
 from warehouse.bronze.envelope import META_COLUMNS, ChangeRow, InvalidMessage, parse
-from warehouse.lake import is_conflict, retry_conflicts, table_columns, table_exists
+from warehouse.lake import is_conflict, table_columns, table_exists
 
 Progress = Callable[[str], None]
 # Called with (topic, rows) just before COMMIT; tests raise from it to simulate a crash.
@@ -202,14 +203,16 @@ def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
     report = TopicReport(table=table, topic=topic)
     started = time.monotonic()
     meta = consumer.list_topics(topic, timeout=10)
-    report.epoch = epoch = str(meta.cluster_id)
+    report.epoch = epoch = epoch_of(meta)
     topic_meta = meta.topics.get(topic)
     if topic_meta is None or topic_meta.error is not None or not topic_meta.partitions:
         report.skipped = NO_TOPIC
         return report
     partitions = sorted(topic_meta.partitions)
     exclude = frozenset(EXCLUDED_COLUMNS.get(table, ()))
-    retry_conflicts(lambda: offsets.ensure_rows(con, epoch, topic, partitions))
+    retry_call(lambda: offsets.ensure_rows(con, epoch, topic, partitions),
+               what=f"offset rows of {topic}", should_retry=lambda exc, _n: is_conflict(exc),
+               attempts=8, base=0.02, cap=0.5, jitter=0.6)
     state = offsets.read(con, epoch, topic)
     positions = state.positions
     if not _behind(consumer, topic, partitions, state, progress):
@@ -267,7 +270,8 @@ def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
                     raise
                 report.conflicts += 1
                 progress(f"{topic}: concurrent landing detected ({exc}); resuming from the lake")
-                time.sleep(random.uniform(0.05, 0.25) * report.conflicts)  # break lockstep
+                # jittered: two landers that collided must not retry in lockstep
+                time.sleep(backoff_delay(report.conflicts, base=0.15, cap=1.0, jitter=0.6))
                 positions = offsets.read(con, epoch, topic).positions
                 lake_drained = False
                 consumer.assign([TopicPartition(topic, p, positions.get(p, 0))
@@ -322,7 +326,7 @@ def pending_topics(con: duckdb.DuckDBPyConnection, config: LandingConfig,
     consumer = _consumer(config)
     try:
         meta = consumer.list_topics(timeout=10)
-        epoch = str(meta.cluster_id)
+        epoch = epoch_of(meta)
         waiting: dict[str, int] = {}
         for table in tables:
             topic = cdc_topic(table, config.prefix)

@@ -2,28 +2,12 @@
 -- ownership period (card_id, owner_id, valid_from, valid_to, is_current).
 --
 -- Source: ece.bronze.card_history (one append-only row per transfer: mint, sale,
--- trade, auction, ...). Rows are deduplicated like silver.cards (on (id, lsn),
--- latest change per id, deletes dropped); each row opens a period for its
--- to_user_id at `at`, and the card's next row (by `at`, then LSN) closes it.
--- The open period (valid_to NULL) is the current owner.
+-- trade, auction, ...). Rows are deduplicated like silver.cards (current_state:
+-- on (id, lsn), latest change per id, deletes dropped); each row opens a period
+-- for its to_user_id at `at`, and the card's next row (by `at`, then LSN) closes
+-- it. The open period (valid_to NULL) is the current owner.
 CREATE OR REPLACE TABLE ece.silver.card_ownership AS
-WITH changes AS (
-    SELECT *
-    FROM ece.bronze.card_history
-    WHERE id IS NOT NULL
-    QUALIFY row_number() OVER (
-        PARTITION BY id, lsn ORDER BY _ingested_at, _offset
-    ) = 1
-),
-latest AS (
-    SELECT *
-    FROM changes
-    QUALIFY row_number() OVER (
-        PARTITION BY id
-        ORDER BY lsn DESC NULLS LAST, ts_ms DESC NULLS LAST, _ingested_at DESC, _offset DESC
-    ) = 1
-),
-history AS (
+WITH history AS (
     SELECT
         TRY_CAST(card_id AS UUID)      AS card_id,
         TRY_CAST(to_user_id AS UUID)   AS owner_id,
@@ -33,8 +17,8 @@ history AS (
         TRY_CAST("at" AS TIMESTAMPTZ)  AS valid_from,
         CAST(id AS UUID)               AS history_id,
         lsn
-    FROM latest
-    WHERE op <> 'd' AND card_id IS NOT NULL
+    FROM current_state('ece.bronze.card_history')
+    WHERE card_id IS NOT NULL
 )
 SELECT
     card_id,

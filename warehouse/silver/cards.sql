@@ -1,29 +1,13 @@
 -- silver.cards: the current state of every card, one row per card id.
 --
 -- Source: ece.bronze.cards (every change event, possibly landed twice when the
--- CDC re-sent a change into a new broker epoch). Deduplicate on the contract's
--- key (lsn, table, primary key), keep the latest change per id by LSN (the
--- commit order in PostgreSQL; the offset only breaks ties between copies), and
--- drop ids whose latest change is a delete. Columns are cast from bronze text
--- to their source types here, in one reviewed place.
+-- CDC re-sent a change into a new broker epoch). current_state (warehouse/
+-- macros.sql) deduplicates on the contract's key (lsn, table, primary key),
+-- keeps the latest change per id by LSN (the commit order in PostgreSQL; the
+-- offset only breaks ties between copies) and drops ids whose latest change is
+-- a delete. Columns are cast from bronze text to their source types here, in
+-- one reviewed place.
 CREATE OR REPLACE TABLE ece.silver.cards AS
-WITH changes AS (
-    SELECT *
-    FROM ece.bronze.cards
-    WHERE id IS NOT NULL
-    QUALIFY row_number() OVER (
-        PARTITION BY id, lsn ORDER BY _ingested_at, _offset
-    ) = 1
-),
-latest AS (
-    SELECT *
-    FROM changes
-    QUALIFY row_number() OVER (
-        PARTITION BY id
-        ORDER BY lsn DESC NULLS LAST, ts_ms DESC NULLS LAST,
-                 TRY_CAST(version AS INTEGER) DESC NULLS LAST, _ingested_at DESC, _offset DESC
-    ) = 1
-)
 SELECT
     CAST(id AS UUID)                  AS id,
     name,
@@ -41,5 +25,4 @@ SELECT
     lsn                               AS _lsn,
     ts_ms                             AS _source_ts_ms,
     _epoch
-FROM latest
-WHERE op <> 'd';
+FROM current_state('ece.bronze.cards');

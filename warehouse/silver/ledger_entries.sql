@@ -3,44 +3,11 @@
 -- kind (user_available, user_held, platform_fees, external_deposits).
 --
 -- Entries are append-only in PostgreSQL, but the same rule as silver.cards still
--- applies (dedupe on (id, lsn), latest change per id by LSN, deletes dropped).
--- Transactions and accounts are deduplicated the same way before the join; an
--- entry whose transaction or account has not landed yet keeps a NULL kind.
+-- applies (current_state: dedupe on (id, lsn), latest change per id by LSN,
+-- deletes dropped). Transactions and accounts are deduplicated the same way
+-- before the join; an entry whose transaction or account has not landed yet (or
+-- was deleted) keeps a NULL kind.
 CREATE OR REPLACE TABLE ece.silver.ledger_entries AS
-WITH changes AS (
-    SELECT *
-    FROM ece.bronze.ledger_entries
-    WHERE id IS NOT NULL
-    QUALIFY row_number() OVER (
-        PARTITION BY id, lsn ORDER BY _ingested_at, _offset
-    ) = 1
-),
-latest AS (
-    SELECT *
-    FROM changes
-    QUALIFY row_number() OVER (
-        PARTITION BY id
-        ORDER BY lsn DESC NULLS LAST, ts_ms DESC NULLS LAST, _ingested_at DESC, _offset DESC
-    ) = 1
-),
-transactions AS (
-    SELECT id, kind, reference_id, op
-    FROM ece.bronze.ledger_transactions
-    WHERE id IS NOT NULL
-    QUALIFY row_number() OVER (
-        PARTITION BY id
-        ORDER BY lsn DESC NULLS LAST, ts_ms DESC NULLS LAST, _ingested_at DESC, _offset DESC
-    ) = 1
-),
-accounts AS (
-    SELECT id, kind, user_id, op
-    FROM ece.bronze.ledger_accounts
-    WHERE id IS NOT NULL
-    QUALIFY row_number() OVER (
-        PARTITION BY id
-        ORDER BY lsn DESC NULLS LAST, ts_ms DESC NULLS LAST, _ingested_at DESC, _offset DESC
-    ) = 1
-)
 SELECT
     CAST(e.id AS UUID)                    AS id,
     TRY_CAST(e.transaction_id AS UUID)    AS transaction_id,
@@ -54,7 +21,6 @@ SELECT
     e.lsn                                 AS _lsn,
     e.ts_ms                               AS _source_ts_ms,
     e._epoch                              AS _epoch
-FROM latest AS e
-LEFT JOIN transactions AS t ON t.id = e.transaction_id AND t.op <> 'd'
-LEFT JOIN accounts AS a ON a.id = e.account_id AND a.op <> 'd'
-WHERE e.op <> 'd';
+FROM current_state('ece.bronze.ledger_entries') AS e
+LEFT JOIN current_state('ece.bronze.ledger_transactions') AS t ON t.id = e.transaction_id
+LEFT JOIN current_state('ece.bronze.ledger_accounts') AS a ON a.id = e.account_id;

@@ -6,22 +6,6 @@
 -- delete, and cast bronze text to the source types (uuids UUID, cents BIGINT,
 -- timestamps TIMESTAMPTZ).
 CREATE OR REPLACE TABLE ece.silver.trade_offers AS
-WITH changes AS (
-    SELECT *
-    FROM ece.bronze.trade_offers
-    WHERE id IS NOT NULL
-    QUALIFY row_number() OVER (
-        PARTITION BY id, lsn ORDER BY _ingested_at, _offset
-    ) = 1
-),
-latest AS (
-    SELECT *
-    FROM changes
-    QUALIFY row_number() OVER (
-        PARTITION BY id
-        ORDER BY lsn DESC NULLS LAST, ts_ms DESC NULLS LAST, _ingested_at DESC, _offset DESC
-    ) = 1
-)
 SELECT
     CAST(id AS UUID)                     AS id,
     TRY_CAST(from_user_id AS UUID)       AS from_user_id,
@@ -34,5 +18,4 @@ SELECT
     lsn                                  AS _lsn,
     ts_ms                                AS _source_ts_ms,
     _epoch                               AS _epoch
-FROM latest
-WHERE op <> 'd';
+FROM current_state('ece.bronze.trade_offers');

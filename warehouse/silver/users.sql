@@ -4,22 +4,6 @@
 -- deleted users dropped. Columns are listed explicitly (never SELECT *), so a
 -- secret column that ever reached bronze would still stop here.
 CREATE OR REPLACE TABLE ece.silver.users AS
-WITH changes AS (
-    SELECT *
-    FROM ece.bronze.users
-    WHERE id IS NOT NULL
-    QUALIFY row_number() OVER (
-        PARTITION BY id, lsn ORDER BY _ingested_at, _offset
-    ) = 1
-),
-latest AS (
-    SELECT *
-    FROM changes
-    QUALIFY row_number() OVER (
-        PARTITION BY id
-        ORDER BY lsn DESC NULLS LAST, ts_ms DESC NULLS LAST, _ingested_at DESC, _offset DESC
-    ) = 1
-)
 SELECT
     CAST(id AS UUID)                    AS id,
     email,
@@ -30,5 +14,4 @@ SELECT
     TRY_CAST(updated_at AS TIMESTAMPTZ) AS updated_at,
     lsn                                 AS _lsn,
     _epoch
-FROM latest
-WHERE op <> 'd';
+FROM current_state('ece.bronze.users');

@@ -33,6 +33,7 @@ from api.audit.chain import AuditContext
 from api.cards.images import decode_object, load_image, set_card_image
 from api.core.cache import CardCache
 from api.core.crypto import DecryptionError, custody_cipher, image_cipher, kek_versions
+from api.core.uow import UnitOfWork
 from api.storage import get_object_store
 from api.users.models import User
 from api.users.service import create_user, load_custody_secret
@@ -105,8 +106,8 @@ async def add_image(world: World, owner: User, image: bytes) -> str:
     kind = "image/png" if image.startswith(b"\x89PNG") else "image/jpeg"
     redis = Redis.from_url(world.settings.redis_url)  # own client: tests here switch loops
     try:
-        async with world.sessions() as session:
-            card = await set_card_image(session, CardCache(redis, 60),
+        async with world.sessions() as session, UnitOfWork(session) as uow:
+            card = await set_card_image(uow, CardCache(redis, 60),
                                         get_object_store(world.settings),
                                         AuditContext(ip="test"), owner, card_id, image, kind)
     finally:

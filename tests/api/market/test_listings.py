@@ -128,7 +128,8 @@ async def test_unknown_and_malformed_ids(client: httpx.AsyncClient, user: Accoun
     r = await client.post(
         "/listings", headers=user.auth, json={"card_id": missing, "price_cents": 10}
     )
-    assert_problem(r, 404, "not_found")
+    # A body that refers to a missing card is invalid (422), as for auctions and trades.
+    assert_problem(r, 422, "validation_error")
     r = await client.post(
         "/listings", headers=user.auth, json={"card_id": "nope", "price_cents": 10}
     )

@@ -8,8 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ece.settings import Settings
-from ops.cli.demo import ACTIONS, check_invariants, demo_app, routes_of
-from ops.seed import ADMIN_USERNAME, SEED_CARDS, SEED_SET, SEED_USERS, api_base, seed
+from ops.cli.demo import demo_app
+from ops.demo.client import api_base, routes_of
+from ops.demo.invariants import check_invariants
+from ops.demo.traffic import ACTIONS
+from ops.seed import ADMIN_USERNAME, SEED_CARDS, SEED_SET, SEED_USERS, seed
 from ops.seed import seed_demo_data as seed_demo_data_fn
 
 

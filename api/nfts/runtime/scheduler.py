@@ -1,0 +1,89 @@
+"""One job per key (NFT or card) in this process, and the database sweep that feeds it.
+
+:class:`Scheduler` bounds concurrency and re-runs a job when its key is poked while
+it runs, so an event that arrives mid-job is never lost. :func:`sweep_loop`
+re-submits whatever Postgres says is unfinished, so a missed event only delays work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from ece.retry import backoff_delay
+
+log = structlog.get_logger("api.nfts.runtime")
+
+
+class Scheduler:
+    """One job per key at a time, ``concurrency`` jobs at most, re-run on a mid-job poke."""
+
+    def __init__(self, job: Callable[[uuid.UUID], Awaitable[None]], concurrency: int) -> None:
+        self._job = job
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._again: set[uuid.UUID] = set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, key: uuid.UUID) -> None:
+        if key in self._tasks:
+            self._again.add(key)
+            return
+        self._tasks[key] = asyncio.create_task(self._run(key), name=f"job-{key}")
+
+    async def _run(self, key: uuid.UUID) -> None:
+        try:
+            while True:
+                self._again.discard(key)
+                async with self._slots:
+                    try:
+                        await self._job(key)
+                    except Exception:  # noqa: BLE001 - a job's bug must not stop the others
+                        log.exception("job_crashed", key=str(key))
+                if key not in self._again:
+                    return
+        finally:
+            self._tasks.pop(key, None)
+
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded shutdown wait
+        """Let running jobs finish (each step is resumable, so cancelling is safe too)."""
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def sweep_loop(
+    stop: asyncio.Event,
+    name: str,
+    interval: float,
+    find: Callable[[], Awaitable[list[uuid.UUID]]],
+    scheduler: Scheduler,
+) -> None:
+    """Every ``interval`` s, submit whatever the database says is unfinished."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            for key in await find():
+                scheduler.submit(key)
+            failures = 0
+        except Exception as exc:  # noqa: BLE001 - Postgres restarting: back off, keep going
+            failures += 1
+            log.warning("sweep_failed", worker=name, error=str(exc), failures=failures)
+        await sleep_or_stop(stop, backoff_delay(failures + 1, base=interval, cap=30.0,
+                                                jitter=0.05))

@@ -1,0 +1,217 @@
+"""The database side of chain transfers (``api.workers.chain_transfers``): which
+ownership change of a minted card to replay on chain next, and its outcome.
+
+Like the saga steps, each function is one short transaction committed through
+``api.core.uow.commit``; nothing is held across a network call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from api.cards.models import CardHistory
+from api.core.uow import commit
+from api.nfts.errors import PermanentMintError
+from api.nfts.models import Nft, NftTransaction
+from api.nfts.saga import OPEN_TX_STATUSES
+from api.users.models import User
+
+TRANSFER_REASONS = ("sale", "trade", "auction")
+
+
+@dataclass(frozen=True)
+class TransferStep:
+    """One ownership change to replay on chain (its ``nft_transactions`` row exists)."""
+
+    tx_id: uuid.UUID
+    nft_id: uuid.UUID
+    card_id: uuid.UUID
+    history_id: uuid.UUID
+    mint_address: str
+    from_user_id: uuid.UUID
+    from_address: str
+    to_address: str
+    status: str
+    signature: str | None
+
+
+def _after_anchor(anchor: tuple[Any, Any] | None) -> Any:
+    """History rows that happened after the owner the token was minted to."""
+    if anchor is None:
+        return True
+    return tuple_(CardHistory.at, CardHistory.id) > tuple_(*anchor)
+
+
+async def _anchor(session: AsyncSession, nft_id: uuid.UUID) -> tuple[Any, Any] | None:
+    """(at, id) of the history row the mint went to; later rows are transfers to replay."""
+    row = (
+        await session.execute(
+            select(CardHistory.at, CardHistory.id)
+            .join(NftTransaction, NftTransaction.card_history_id == CardHistory.id)
+            .where(NftTransaction.nft_id == nft_id, NftTransaction.kind == "mint")
+        )
+    ).first()
+    return (row.at, row.id) if row is not None else None
+
+
+async def next_transfer(session: AsyncSession, card_id: uuid.UUID) -> TransferStep | None:
+    """The next ownership change of ``card_id`` to put on chain, or None when in sync.
+
+    An unfinished transfer (pending/submitted) is resumed first. Otherwise the
+    oldest history row after the mint without a transfer is claimed by inserting
+    its ``nft_transactions`` row (unique ``card_history_id``: exactly one per
+    change). Rows are taken in ``at`` order, preferring the one whose sender is
+    the current holder, so A->B->C is replayed as A->B then B->C even when the two
+    history rows carry equal or out-of-commit-order timestamps. A failed transfer
+    blocks the card (the token is not where later rows expect it); it is reported
+    on the DLQ and by reconciliation, never skipped.
+    """
+    nft = await session.scalar(select(Nft).where(Nft.card_id == card_id, Nft.status == "minted"))
+    if nft is None or nft.mint_address is None:
+        await session.rollback()
+        return None
+    sender, recipient = aliased(User), aliased(User)
+    base = (
+        select(CardHistory, sender.custody_address, recipient.custody_address)
+        .join(sender, sender.id == CardHistory.from_user_id)
+        .join(recipient, recipient.id == CardHistory.to_user_id)
+    )
+    open_tx = await session.scalar(
+        select(NftTransaction)
+        .where(
+            NftTransaction.nft_id == nft.id,
+            NftTransaction.kind == "transfer",
+            NftTransaction.status.in_((*OPEN_TX_STATUSES, "failed")),
+        )
+        .order_by(NftTransaction.created_at)
+        .limit(1)
+    )
+    if open_tx is not None:
+        if open_tx.status == "failed" or open_tx.card_history_id is None:
+            await session.rollback()
+            return None
+        row = (await session.execute(base.where(CardHistory.id == open_tx.card_history_id))).one()
+        step = _step(nft, open_tx, row[0])
+        await session.rollback()
+        return step
+    anchor = await _anchor(session, nft.id)
+    candidates = (
+        await session.execute(
+            base.where(
+                CardHistory.card_id == card_id,
+                CardHistory.reason.in_(TRANSFER_REASONS),
+                _after_anchor(anchor),
+                ~exists().where(NftTransaction.card_history_id == CardHistory.id),
+            )
+            .order_by(CardHistory.at, CardHistory.id)
+            .limit(50)
+        )
+    ).all()
+    if not candidates:
+        await session.rollback()
+        return None
+    chosen = next((c for c in candidates if c[1] == nft.owner_address), candidates[0])
+    history, from_address, to_address = chosen
+    if from_address is None or to_address is None:
+        await session.rollback()
+        raise PermanentMintError(f"history {history.id}: a party has no custody address")
+    inserted = await session.scalar(
+        pg_insert(NftTransaction)
+        .values(
+            id=uuid.uuid4(),
+            nft_id=nft.id,
+            kind="transfer",
+            from_address=from_address,
+            to_address=to_address,
+            card_history_id=history.id,
+            status="pending",
+        )
+        .on_conflict_do_nothing(index_elements=["card_history_id"])
+        .returning(NftTransaction)
+    )
+    await commit(session)
+    if inserted is None:  # another worker claimed it a moment ago: read theirs next time
+        return await next_transfer(session, card_id)
+    return _step(nft, inserted, history)
+
+
+def _step(nft: Nft, tx: NftTransaction, history: CardHistory) -> TransferStep:
+    assert nft.mint_address is not None and history.from_user_id is not None
+    assert tx.from_address is not None
+    return TransferStep(
+        tx_id=tx.id,
+        nft_id=nft.id,
+        card_id=nft.card_id,
+        history_id=history.id,
+        mint_address=nft.mint_address,
+        from_user_id=history.from_user_id,
+        from_address=tx.from_address,
+        to_address=tx.to_address,
+        status=tx.status,
+        signature=tx.signature,
+    )
+
+
+async def record_transfer(
+    session: AsyncSession, step: TransferStep, signature: str | None
+) -> None:
+    """The token is at the new owner's address: confirm the row and move ``owner_address``."""
+    values: dict[str, Any] = {"status": "confirmed"}
+    if signature is not None:
+        values["signature"] = signature
+    await session.execute(
+        update(NftTransaction).where(NftTransaction.id == step.tx_id).values(**values)
+    )
+    await session.execute(
+        update(Nft).where(Nft.id == step.nft_id).values(owner_address=step.to_address)
+    )
+    await commit(session)
+
+
+async def record_transfer_failed(session: AsyncSession, step: TransferStep) -> None:
+    await session.execute(
+        update(NftTransaction).where(NftTransaction.id == step.tx_id).values(status="failed")
+    )
+    await commit(session)
+
+
+async def cards_out_of_sync(session: AsyncSession, limit: int = 500) -> list[uuid.UUID]:
+    """Minted cards with an ownership change not yet confirmed on chain (the sweep)."""
+    mint_tx = aliased(NftTransaction)
+    anchor = aliased(CardHistory)
+    unreplayed = (
+        select(Nft.card_id)
+        .join(mint_tx, and_(mint_tx.nft_id == Nft.id, mint_tx.kind == "mint"))
+        .outerjoin(anchor, anchor.id == mint_tx.card_history_id)
+        .join(CardHistory, CardHistory.card_id == Nft.card_id)
+        .where(
+            Nft.status == "minted",
+            CardHistory.reason.in_(TRANSFER_REASONS),
+            func.coalesce(
+                tuple_(CardHistory.at, CardHistory.id) > tuple_(anchor.at, anchor.id), True
+            ),
+            ~exists().where(NftTransaction.card_history_id == CardHistory.id),
+        )
+    )
+    unfinished = (
+        select(Nft.card_id)
+        .join(NftTransaction, NftTransaction.nft_id == Nft.id)
+        .where(NftTransaction.kind == "transfer", NftTransaction.status.in_(OPEN_TX_STATUSES))
+    )
+    ids = await session.scalars(unreplayed.union(unfinished).limit(limit))
+    result = list(ids)
+    await session.rollback()
+    return result
+
+
+async def card_of_nft(session: AsyncSession, nft_id: uuid.UUID) -> uuid.UUID | None:
+    card_id = await session.scalar(select(Nft.card_id).where(Nft.id == nft_id))
+    await session.rollback()
+    return card_id
