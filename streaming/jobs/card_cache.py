@@ -15,13 +15,13 @@ the Kafka offsets, a crash between buffering and flushing loses nothing.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ece.contracts.card_cache import SET_IF_NEWER_LUA, card_document, floor_key, set_if_newer_args
+from ece.contracts.change_event import MalformedEvent, decode_change
 from streaming.jobs.runtime import JobContext
 
 NAME = "card_cache"
@@ -41,10 +41,6 @@ redis.call('DEL', KEYS[1])
 if version >= 0 and version + 1 > floor then redis.call('SET', KEYS[2], version + 1) end
 return 1
 """
-
-
-class MalformedEvent(ValueError):
-    """The message is not a usable Debezium change of a card (goes to the DLQ)."""
 
 
 @dataclass(frozen=True)
@@ -76,19 +72,11 @@ def parse_change(raw: str | None, ttl_seconds: int) -> CacheWrite | None:
 
     Raises :class:`MalformedEvent` for anything that is not a card change.
     """
-    if raw is None or raw == "":
-        return None  # tombstone after a delete: compaction's business, not ours
-    try:
-        event = json.loads(raw)
-    except ValueError as exc:
-        raise MalformedEvent(f"not JSON: {exc}") from exc
-    if not isinstance(event, dict):
-        raise MalformedEvent("envelope is not a JSON object")
-    op = event.get("op")
-    if op in ("c", "u", "r"):
-        after = event.get("after")
-        if not isinstance(after, dict):
-            raise MalformedEvent(f"op {op!r} without an 'after' object")
+    change = decode_change(raw)
+    if change is None:
+        return None
+    if change.op != "d":
+        after = change.after or {}
         version = _version(after, required=True)
         try:
             document = card_document(after)
@@ -96,15 +84,13 @@ def parse_change(raw: str | None, ttl_seconds: int) -> CacheWrite | None:
             raise MalformedEvent(f"card row unusable: {type(exc).__name__}: {exc}") from exc
         keys, argv = set_if_newer_args(document, version, ttl_seconds)
         return CacheWrite(_bucket(document["id"]), keys[0], keys[1], version, str(argv[1]))
-    if op == "d":
-        before = event.get("before")
-        if not isinstance(before, dict) or before.get("id") in (None, ""):
-            raise MalformedEvent("delete without 'before.id'")
-        card_id = str(before["id"])
-        keys, _ = set_if_newer_args({"id": card_id}, 0, ttl_seconds)
-        return CacheWrite(_bucket(card_id), keys[0], floor_key(card_id),
-                          _version(before, required=False), None)
-    raise MalformedEvent(f"unknown op {op!r}")
+    before = change.before
+    if before is None or before.get("id") in (None, ""):
+        raise MalformedEvent("delete without 'before.id'")
+    card_id = str(before["id"])
+    keys, _ = set_if_newer_args({"id": card_id}, 0, ttl_seconds)
+    return CacheWrite(_bucket(card_id), keys[0], floor_key(card_id),
+                      _version(before, required=False), None)
 
 
 def _row_type() -> Any:

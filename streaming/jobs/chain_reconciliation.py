@@ -23,13 +23,14 @@ replay re-checks and republishes the then-current truth, which is harmless).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ece.contracts.change_event import MalformedEvent, decode_change
 from ece.contracts.topics import chain_reconciliation_topic
+from ece.retry import backoff_delay
 from streaming.jobs.runtime import JobContext, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,6 @@ RETRY_BASE_MS = 2_000  # database/RPC unreachable: back off from here ...
 RETRY_MAX_MS = 300_000  # ... up to five minutes
 
 
-class MalformedEvent(ValueError):
-    """Not a usable Debezium change of ``nfts`` or ``cards`` (goes to the DLQ)."""
-
-
 @dataclass(frozen=True)
 class Trigger:
     """What to re-check: a mint directly, or the minted NFT of a card (needs a lookup)."""
@@ -53,42 +50,21 @@ class Trigger:
     card_id: str | None = None
 
 
-def _object(value: Any, what: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise MalformedEvent(f"{what} is not an object")
-    return value
-
-
 def parse_change(raw: str | None) -> Trigger | None:
     """The re-check a CDC message asks for; None when it asks for none (or is a tombstone)."""
-    if raw is None or raw == "":
+    change = decode_change(raw)
+    if change is None:
         return None
-    try:
-        event = json.loads(raw)
-    except ValueError as exc:
-        raise MalformedEvent(f"not JSON: {exc}") from exc
-    if not isinstance(event, dict):
-        raise MalformedEvent("envelope is not a JSON object")
-    op = event.get("op")
-    if op not in ("c", "u", "r", "d"):
-        raise MalformedEvent(f"unknown op {op!r}")
-    source = _object(event.get("source"), "source") or {}
-    table = source.get("table")
-    before = _object(event.get("before"), "before")
-    after = _object(event.get("after"), "after")
-    if op != "d" and after is None:
-        raise MalformedEvent(f"op {op!r} without an 'after' object")
-    if table == "nfts":
+    before, after = change.before, change.after
+    if change.table == "nfts":
         if after is None or after.get("status") != "minted":
             return None
         mint = after.get("mint_address")
         if not isinstance(mint, str) or not mint:
             raise MalformedEvent("minted NFT without a mint_address")
         return Trigger(mint=mint)
-    if table == "cards":
-        if op != "u" or after is None:
+    if change.table == "cards":
+        if change.op != "u" or after is None:
             return None
         if before is not None and before.get("owner_id") == after.get("owner_id"):
             return None  # not an ownership change (price, status, image ...)
@@ -96,11 +72,13 @@ def parse_change(raw: str | None) -> Trigger | None:
         if not isinstance(card_id, str) or not card_id:
             raise MalformedEvent("card change without an id")
         return Trigger(card_id=card_id)
-    raise MalformedEvent(f"unexpected source table {table!r}")
+    raise MalformedEvent(f"unexpected source table {change.table!r}")
 
 
 def retry_delay_ms(attempts: int) -> int:
-    return int(min(RETRY_BASE_MS * 2 ** max(attempts - 1, 0), RETRY_MAX_MS))
+    """The platform's backoff (:mod:`ece.retry`), without jitter: timers are per key."""
+    return round(1000 * backoff_delay(attempts, base=RETRY_BASE_MS / 1000,
+                                      cap=RETRY_MAX_MS / 1000, jitter=0.0))
 
 
 def _dlq_tag() -> Any:
