@@ -98,7 +98,7 @@ class Bench:
             token = await self.login(name)
             me = (await self.http.get("/me", headers={"Authorization": f"Bearer {token}"})).json()
             r = await self.http.post("/admin/deposits", headers=self.admin, json={
-                "user_id": me["id"], "amount_cents": 10**11, "reference": "p5"})
+                "user_id": me["id"], "amount_cents": 10**11, "reference": f"p5-{me['id']}"})
             r.raise_for_status()
             self.users.append({"id": me["id"], "token": token,
                                "custody": me["custody_address"]})

@@ -8,19 +8,21 @@ every process to it at once. Defaults are the embedded local stack of
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, TypeAdapter
+from pydantic import Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ece.private_files import write_private
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("dev", "test", "prod")  # ECE_ENV: anything else fails at start-up
 
 
 class RateLimitSettings(BaseSettings):
@@ -38,9 +40,13 @@ class RateLimitSettings(BaseSettings):
     user: int = Field(600, description="requests per window per user")
     ip: int = Field(1200, description="requests per window per IP")
     window_seconds: int = Field(60, description="request window")
-    login_account: int = Field(5, description="failed logins per account")
+    login_account: int = Field(5, description="failed logins per account and client IP")
+    login_account_total: int = Field(50, description="failed logins per account, all IPs")
     login_ip: int = Field(50, description="failed logins per IP")
     login_window_seconds: int = Field(900, description="failed-login window")
+    challenge_ip: int = Field(100, description="wallet challenges per window per IP")
+    challenge_address: int = Field(10, description="wallet challenges per window per address")
+    challenge_window_seconds: int = Field(300, description="wallet-challenge window")
 
     @classmethod
     def from_mapping(cls, environ: Mapping[str, str]) -> RateLimitSettings:
@@ -59,7 +65,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ECE_", env_file=None, extra="ignore")
 
-    env: str = Field("dev", description="dev | test | prod; prod refuses generated secrets")
+    env: Literal["dev", "test", "prod"] = Field(
+        "dev", description="dev | test | prod; prod refuses generated secrets and key files")
     data_dir: Path = Field(REPO_ROOT / "data", description="all local state lives here")
 
     database_url: str = "postgresql://ece@127.0.0.1:5433/ece"
@@ -70,10 +77,16 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(1, description="uvicorn worker processes")
+    trusted_proxies: str = Field(
+        "", description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is honoured"
+    )
     flink_rest_port: int = 8081
     dagster_port: int = 3000
     lake_catalog: str = "dbname=ece_lake host=127.0.0.1 port=5433 user=ece"
     lake_data_path: Path | None = None
+    backup_dir: Path | None = Field(
+        None, description="where `ece backup create` writes (default <data_dir>/backups)"
+    )
 
     topic_prefix: str = "ece"
     kafka_session_timeout_ms: int = Field(
@@ -107,6 +120,18 @@ class Settings(BaseSettings):
     custody_kek: SecretStr | None = Field(
         None, description="key-encryption key for custody keys; generated in data/secrets if unset"
     )
+    audit_hmac_key: SecretStr | None = Field(
+        None, description="HMAC-SHA-256 key of the audit chain; generated in data/secrets if unset"
+    )
+    audit_anchor_interval_seconds: float = Field(
+        60.0, description="how often the audit chain head is anchored on Solana"
+    )
+    kek_versions: SecretStr | None = Field(
+        None, description='KEK versions after ECE_CUSTODY_KEK (version 0): JSON {"1": "<secret>"}'
+    )
+    keyring_file: Path | None = Field(
+        None, description="a JSON file of KEK versions (same format), re-read on use"
+    )
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     fee_bps: int = 250
@@ -117,6 +142,14 @@ class Settings(BaseSettings):
     )
     siws_uri: str | None = Field(None, description="SIWS URI; default http://<host:port>/api/v1")
     siws_chain_id: str = Field("localnet", description="SIWS chain id shown by wallets")
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _known_env(cls, value: Any) -> Any:
+        """A typo (``production``) must stop the process, not silently skip prod checks."""
+        if isinstance(value, str) and value.strip().lower() in ENVIRONMENTS:
+            return value.strip().lower()
+        raise ValueError(f"ECE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {value!r}")
 
     # --- derived values -------------------------------------------------
 
@@ -155,6 +188,10 @@ class Settings(BaseSettings):
     @property
     def lake_path(self) -> Path:
         return self.lake_data_path or self.data_dir / "lake"
+
+    @property
+    def backups_path(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def logs_dir(self) -> Path:
@@ -200,27 +237,21 @@ class Settings(BaseSettings):
     def jwt_key(self) -> str:
         return self.secret("jwt_secret", self.jwt_secret)
 
+    @property
+    def audit_key(self) -> bytes:
+        """The audit chain's HMAC key (``ECE_AUDIT_HMAC_KEY``; refused generated in prod)."""
+        return self.secret("audit_hmac", self.audit_hmac_key).encode()
+
 
 def _write_secret_once(path: Path, value: str) -> None:
     """Create ``path`` holding ``value``, readable by its owner only, atomically.
 
-    The value goes to a private temporary file (mode 0600 from the first byte),
-    which is then hard-linked into place: a link never replaces an existing file,
-    so when two processes generate the same secret at once both end up reading
-    the one that landed first, and no reader ever sees a half-written file.
+    :func:`ece.private_files.write_private` without replacing: a link never
+    replaces an existing file, so when two processes generate the same secret at
+    once both end up reading the one that landed first, and no reader ever sees a
+    half-written file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_private(path, value, replace=False)
 
 
 def rate_limits() -> RateLimitSettings:

@@ -5,7 +5,9 @@ binaries come from the ``duckdb-extension-*`` wheels and are loaded by file path
 ``postgres_scanner`` must be loaded before ``ducklake`` because the DuckLake
 catalog lives in PostgreSQL. Every reader and writer (Dagster assets, the
 ``ece warehouse`` commands, the DuckDB shell, tests) goes through this module so
-that they all see the same catalog and data path.
+that they all see the same catalog and data path. The analysts' entry points
+(``ece warehouse sql``/``shell``) add the confinement of :mod:`warehouse.sandbox`;
+:func:`connect` stays unconfined for Dagster and the landing, which write.
 """
 
 from __future__ import annotations
@@ -51,16 +53,17 @@ def extension_path(package: str, name: str) -> Path:
     return path
 
 
-def _quote(value: str) -> str:
+def quote_literal(value: str) -> str:
+    """``value`` as a SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
 def attach_statement(settings: Settings, read_only: bool = False) -> str:
     """The one ``ATTACH`` an analyst (or the shell init file) runs."""
-    options = [f"DATA_PATH {_quote(str(settings.lake_path) + '/')}"]
+    options = [f"DATA_PATH {quote_literal(str(settings.lake_path) + '/')}"]
     if read_only:
         options.append("READ_ONLY")
-    return (f"ATTACH {_quote('ducklake:postgres:' + settings.lake_catalog)} AS {ALIAS} "
+    return (f"ATTACH {quote_literal('ducklake:postgres:' + settings.lake_catalog)} AS {ALIAS} "
             f"({', '.join(options)})")
 
 
@@ -71,7 +74,7 @@ def setup_statements(settings: Settings, read_only: bool = False) -> list[str]:
     The macros come last: they are created in the in-memory catalog (never the
     lake's), before anything changes the default catalog with ``USE``.
     """
-    loads = [f"LOAD {_quote(str(extension_path(pkg, name)))}" for pkg, name in EXTENSIONS]
+    loads = [f"LOAD {quote_literal(str(extension_path(pkg, name)))}" for pkg, name in EXTENSIONS]
     return [*loads, attach_statement(settings, read_only), macro_statement()]
 
 

@@ -1,27 +1,34 @@
-"""Append-only, hash-chained audit log written in the caller's transaction.
+"""Append-only audit log: events are written in the caller's transaction, sealed later.
 
-``hash = sha256(prev_hash || canonical JSON of the event)``. Appends are
-serialised with a transaction-scoped advisory lock so two transactions can never
-chain onto the same predecessor; the lock is held until commit, so call
-:func:`record` as the LAST statement of a write (it then costs the chain only
-the commit time). If the surrounding transaction rolls back, the event vanishes
-with it: an event exists exactly when its change does.
+:func:`record` is a plain INSERT of an *unsealed* row: no lock, no read of the
+previous hash, so a write never waits for another user's write. A trigger stamps
+the row with its top-level transaction id (``xid``, ``pg_current_xact_id()``);
+the single sealer (:mod:`api.audit.sealer`) later chains the committed rows with
+HMAC-SHA-256 under the platform key, in a provably commit-consistent order, and
+the head is anchored on Solana every minute (:mod:`api.audit.anchor`). If the
+surrounding transaction rolls back, the event vanishes with it: an event exists
+exactly when its change does.
+
+Rows written before revision 0004 carry the old keyless chain
+(``hash = sha256(prev_hash || canonical JSON)``, :func:`chain_hash`) and
+``xid = 0``; the sealer seals them first, in their old (id) order, and
+:mod:`api.audit.verify` still checks their old links.
 """
 
 import hashlib
+import hmac
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.audit.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
-AUDIT_LOCK_KEY = 7_310_002
+MAC_DOMAIN = b"ece-audit-seal-v1"
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,30 @@ def canonical_event(
     )
 
 
+def canonical_of(event: AuditEvent) -> str:
+    return canonical_event(
+        actor_id=event.actor_id,
+        action=event.action,
+        entity=event.entity,
+        entity_id=event.entity_id,
+        ip=event.ip,
+        details=event.details,
+        at=event.at,
+    )
+
+
 def chain_hash(prev_hash: str, canonical: str) -> str:
+    """The pre-0004 keyless link (kept to verify legacy rows)."""
     return hashlib.sha256(prev_hash.encode() + canonical.encode()).hexdigest()
+
+
+def seal_mac(key: bytes, seq: int, prev_hash: str, event_id: int, canonical: str) -> str:
+    """The keyed link: HMAC-SHA-256 over position, predecessor, event id and content."""
+    message = b"\n".join(
+        (MAC_DOMAIN, str(seq).encode(), prev_hash.encode(), str(event_id).encode(),
+         canonical.encode())
+    )
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 async def record(
@@ -71,74 +100,17 @@ async def record(
     entity_id: object | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain inside the session's current transaction."""
+    """Append one (unsealed) event inside the session's current transaction."""
     details = json.loads(json.dumps(details or {}, default=str))  # what JSONB will return
-    await session.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
-    prev = await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    prev_hash = prev or GENESIS_HASH
-    at = datetime.now(UTC)
-    eid = str(entity_id) if entity_id is not None else None
-    canonical = canonical_event(
-        actor_id=ctx.actor_id,
-        action=action,
-        entity=entity,
-        entity_id=eid,
-        ip=ctx.ip,
-        details=details,
-        at=at,
-    )
     event = AuditEvent(
         actor_id=ctx.actor_id,
         action=action,
         entity=entity,
-        entity_id=eid,
+        entity_id=str(entity_id) if entity_id is not None else None,
         ip=ctx.ip,
         details=details,
-        at=at,
-        prev_hash=prev_hash,
-        hash=chain_hash(prev_hash, canonical),
+        at=datetime.now(UTC),
     )
     session.add(event)
     await session.flush()
     return event
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    ok: bool
-    checked: int
-    first_bad_id: int | None
-
-
-async def verify_chain(session: AsyncSession, batch: int = 5000) -> ChainReport:
-    """Walk the chain in id order; the first row whose links or hash disagree is reported."""
-    prev_hash = GENESIS_HASH
-    checked = 0
-    last_id = 0
-    while True:
-        rows = (
-            await session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.id > last_id)
-                .order_by(AuditEvent.id)
-                .limit(batch)
-            )
-        ).all()
-        if not rows:
-            return ChainReport(True, checked, None)
-        for ev in rows:
-            canonical = canonical_event(
-                actor_id=ev.actor_id,
-                action=ev.action,
-                entity=ev.entity,
-                entity_id=ev.entity_id,
-                ip=ev.ip,
-                details=ev.details,
-                at=ev.at,
-            )
-            if ev.prev_hash != prev_hash or ev.hash != chain_hash(prev_hash, canonical):
-                return ChainReport(False, checked, ev.id)
-            prev_hash = ev.hash
-            checked += 1
-            last_id = ev.id
-        session.expunge_all()

@@ -13,7 +13,7 @@ from api.core.uow import UowDep
 from api.users.models import User
 from api.users.schemas import UserOut
 from api.users.service import register_user
-from api.web.ratelimit import login_account_key, login_attempts
+from api.web.lockout import login_account_key, login_attempts
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -65,13 +65,16 @@ async def login(uow: UnitOfWork, ctx: AuditContext, login: str, password: str) -
         select(User).where(or_(User.email == ident, func.lower(User.username) == ident))
     )
     if not await verify_password(user.password_hash if user else None, password) or user is None:
+        # Never the typed login: it is often a password typed into the wrong field, and
+        # audit events travel on to Kafka and the lake. The matched user (entity and
+        # actor) says whose account it was; an unknown login leaves only the reason.
         await record(
             session,
             AuditContext(actor_id=user.id if user else None, ip=ctx.ip),
             "auth.login_failed",
             "user",
             user.id if user else None,
-            {"login": ident[:320]},
+            {"reason": "bad_credentials" if user else "unknown_login"},
         )
         await uow.commit()  # the refusal is audited: commit it, then refuse
         raise unauthorized("invalid login or password")

@@ -20,8 +20,8 @@ class after taking a later one:
    (``platform_fees``, ``external_deposits``), locked by the entry that moves it.
    Every sale and deposit shares those rows, so move money as the last write
    before the audit event to hold them for the shortest time;
-5. the audit chain's advisory lock (``api.audit.chain.record``), last, held until
-   COMMIT.
+5. nothing for the audit event: ``api.audit.chain.record`` is a plain INSERT
+   (the sealer worker chains committed events afterwards, ``api/audit/sealer.py``).
 
 Two transactions that want overlapping rows therefore queue on the first row they
 share instead of each holding what the other needs. A purchase racing a cancel of

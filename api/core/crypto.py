@@ -10,14 +10,16 @@ to another record fails to decrypt.
 Blob layout (version 1): ``0x01 | wrap_nonce(12) | wrapped_dek(48) | nonce(12) | ct+tag``.
 
 Rotation (``ece keys rotate``): the KEKs form a keyring, the configured secret
-(``ECE_CUSTODY_KEK`` or ``data/secrets/custody_kek``) plus the versions that
-rotations add under ``<secrets_dir>/kek/``; the newest is *active* (it seals),
-every one of them still opens. :func:`keyring` re-reads the folder on each call,
+(``ECE_CUSTODY_KEK`` or ``data/secrets/custody_kek``) plus later versions, either
+configured (``ECE_KEK_VERSIONS`` / ``ECE_KEYRING_FILE``, the only source in prod)
+or added by rotations under ``<secrets_dir>/kek/``; the newest is *active* (it
+seals), every one of them still opens. :func:`keyring` re-reads them on each call,
 so a running API seals with a new version the moment a rotation writes it, and
 keeps reading records that are not rewrapped yet: no restart, no downtime.
 """
 
 import hashlib
+import json
 import os
 import re
 import secrets as _secrets
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ece.private_files import write_private
 from ece.settings import Settings
 
 VERSION = b"\x01"
@@ -167,24 +170,118 @@ class Keyring(EnvelopeCipher):
         )
 
 
-# --- the keyring on disk ------------------------------------------------------------
+# --- where the KEK versions come from ------------------------------------------------
+#
+# Version 0 is ``ECE_CUSTODY_KEK``. Later versions come from exactly one source:
+# - explicit configuration, which a secrets manager fills: ``ECE_KEK_VERSIONS`` (a JSON
+#   object ``{"1": "<secret>", "2": "<secret>"}``) and/or ``ECE_KEYRING_FILE`` (a file
+#   holding the same object, re-read on every use so a new version needs no restart);
+# - or, outside prod and only when nothing explicit is configured, the files that
+#   ``ece keys rotate`` writes under ``<secrets_dir>/kek/``.
+# ``ECE_ENV=prod`` never generates nor reads a KEK from a local file it wrote itself.
 
 KEK_DIR = "kek"  # <secrets_dir>/kek/<version:06d>: one secret per line-free file
 _VERSION_FILE = re.compile(r"^\d{6}$")
+_VERSION_KEY = re.compile(r"^[1-9]\d{0,8}$")
+
+
+class KeyringConfigError(RuntimeError):
+    """The KEK versions are configured wrongly (messages name settings, never secrets)."""
 
 
 def kek_dir(settings: Settings) -> Path:
     return settings.secrets_dir / KEK_DIR
 
 
-def kek_versions(settings: Settings) -> list[tuple[int, str]]:
-    """``[(version, secret)]`` oldest first; version 0 is the configured ``custody_kek``."""
-    versions = [(0, settings.secret("custody_kek", settings.custody_kek))]
+def explicit_keyring(settings: Settings) -> bool:
+    """Whether KEK versions come from ``ECE_KEK_VERSIONS`` / ``ECE_KEYRING_FILE``."""
+    return settings.kek_versions is not None or settings.keyring_file is not None
+
+
+def local_kek_refusal(settings: Settings) -> str | None:
+    """Why ``ece keys rotate`` may not generate a KEK version file here (None: it may)."""
+    if settings.env == "prod":
+        where = "ECE_ENV=prod"
+    elif explicit_keyring(settings):
+        where = "an explicit keyring (ECE_KEK_VERSIONS / ECE_KEYRING_FILE)"
+    else:
+        return None
+    return (f"{where} refuses to generate KEK files: add the next version to "
+            "ECE_KEYRING_FILE or ECE_KEK_VERSIONS through your secrets manager, then run "
+            "`ece keys rewrap`")
+
+
+def _parse_versions(raw: str, source: str) -> dict[int, str]:
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise KeyringConfigError(f"{source} is not JSON: expected {{\"1\": \"<secret>\", ...}}"
+                                 ) from None
+    if not isinstance(parsed, dict):
+        raise KeyringConfigError(f"{source} must be a JSON object {{\"<version>\": \"<secret>\"}}")
+    versions: dict[int, str] = {}
+    for key, value in parsed.items():
+        if not _VERSION_KEY.match(str(key)):
+            raise KeyringConfigError(
+                f"{source}: version {key!r} is not a positive integer (0 is ECE_CUSTODY_KEK)")
+        if not isinstance(value, str) or not value.strip():
+            raise KeyringConfigError(f"{source}: version {key} must be a non-empty string")
+        versions[int(key)] = value.strip()
+    return versions
+
+
+def _configured_versions(settings: Settings) -> dict[int, str]:
+    versions: dict[int, str] = {}
+    sources: list[tuple[str, str]] = []
+    if settings.kek_versions is not None:
+        sources.append(("ECE_KEK_VERSIONS", settings.kek_versions.get_secret_value()))
+    if settings.keyring_file is not None:
+        name = f"ECE_KEYRING_FILE ({settings.keyring_file})"
+        try:
+            sources.append((name, settings.keyring_file.read_text()))
+        except OSError as exc:
+            raise KeyringConfigError(f"{name} cannot be read: {exc.strerror}") from None
+    for source, raw in sources:
+        for version, secret in _parse_versions(raw, source).items():
+            if versions.get(version, secret) != secret:
+                raise KeyringConfigError(
+                    f"KEK version {version} differs between ECE_KEK_VERSIONS and ECE_KEYRING_FILE")
+            versions[version] = secret
+    return versions
+
+
+def _local_versions(settings: Settings) -> dict[int, str]:
     folder = kek_dir(settings)
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if _VERSION_FILE.match(path.name):
-                versions.append((int(path.name), path.read_text().strip()))
+    if not folder.is_dir():
+        return {}
+    return {int(p.name): p.read_text().strip()
+            for p in sorted(folder.iterdir()) if _VERSION_FILE.match(p.name)}
+
+
+def kek_versions(settings: Settings) -> list[tuple[int, str]]:
+    """``[(version, secret)]`` oldest first; version 0 is the configured ``custody_kek``.
+
+    Raises :class:`KeyringConfigError` when the configuration is ambiguous or, in prod,
+    incomplete, rather than guessing which KEK seals.
+    """
+    explicit = _configured_versions(settings) if explicit_keyring(settings) else {}
+    local = _local_versions(settings)
+    if local and (explicit_keyring(settings) or settings.env == "prod"):
+        why = ("ECE_ENV=prod takes KEK versions from ECE_KEK_VERSIONS / ECE_KEYRING_FILE only"
+               if settings.env == "prod" else
+               "KEK versions are configured explicitly (ECE_KEK_VERSIONS / ECE_KEYRING_FILE)")
+        raise KeyringConfigError(
+            f"{why}, but {kek_dir(settings)} holds file-based versions "
+            f"{', '.join(str(v) for v in sorted(local))}: move them into the configured keyring "
+            "(same version numbers), then delete that folder")
+    versions: list[tuple[int, str]] = []
+    if settings.custody_kek is not None or not (explicit or settings.env == "prod"):
+        versions.append((0, settings.secret("custody_kek", settings.custody_kek)))
+    versions.extend(sorted({**local, **explicit}.items()))
+    if not versions:
+        raise KeyringConfigError(
+            "no KEK configured: set ECE_CUSTODY_KEK and/or ECE_KEK_VERSIONS / ECE_KEYRING_FILE "
+            "(docs/operations.md)")
     return versions
 
 
@@ -206,32 +303,21 @@ def add_kek_version(settings: Settings, secret: str | None = None) -> int:
     """Write the next KEK version (random unless given) atomically, mode 0600; its number.
 
     From this moment every process seals new records with it. The folder lives
-    under ``secrets_dir`` (``ECE_DATA_DIR``), outside git.
+    under ``secrets_dir`` (``ECE_DATA_DIR``), outside git. Refused in prod and when
+    the versions are configured explicitly: there a new version is added to the
+    keyring the secrets manager fills, and ``ece keys rewrap`` moves records to it.
     """
+    refusal = local_kek_refusal(settings)
+    if refusal:
+        raise KeyringConfigError(refusal)
     folder = kek_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     version = max(v for v, _ in kek_versions(settings)) + 1
-    path = folder / f"{version:06d}"
-    tmp = folder / f".{version:06d}.{_secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, (secret or _secrets.token_urlsafe(48)).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # atomic and refuses to replace: two rotations cannot collide
-    except FileExistsError:
-        raise FileExistsError(f"KEK version {version} appeared concurrently; retry") from None
-    finally:
-        tmp.unlink()
-    # Durable before anything is wrapped with it: a lost KEK would lose every record.
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    # A link never replaces: two rotations cannot collide. Durable (file and folder
+    # fsynced) before anything is wrapped with it: a lost KEK would lose every record.
+    if not write_private(folder / f"{version:06d}", secret or _secrets.token_urlsafe(48)):
+        raise FileExistsError(f"KEK version {version} appeared concurrently; retry")
     return version
 
 

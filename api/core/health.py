@@ -5,13 +5,21 @@ answers in about a second even when a dependency hangs. The Solana RPC and the
 Arweave gateway are reported too, but only as *degraded*: the API keeps serving
 while they are down (mints wait and retry in the background), so pulling the
 API out of a load balancer for them would turn a slow mint into an outage.
+
+Probes are exempt from rate limits, so ``/readyz`` must stay cheap under any
+request rate: the answer is computed at most once a second per process (callers
+within that second, or while it is being computed, share it), the broker is asked
+through one long-lived admin client, and that blocking call runs on the probe's
+own two-thread executor, never on the default thread pool that argon2 hashing
+and image sealing share (a hung broker cannot starve logins).
 """
 
 import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -24,6 +32,11 @@ from ece.settings import get_settings
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT = 2.0
+CACHE_SECONDS = 1.0
+
+# The blocking checks' own threads (a hung broker call keeps one until its timeout).
+_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readyz")
+_admin: tuple[str, Any] | None = None  # (bootstrap, the shared AdminClient)
 
 
 async def _database() -> None:
@@ -35,16 +48,24 @@ async def _redis() -> None:
     await get_redis().ping()
 
 
-def _kafka_sync() -> None:
+def _kafka_admin() -> Any:
+    """One admin client per process (per bootstrap address), created on first use."""
+    global _admin
     from ece import kafka
 
-    kafka.admin(get_settings(), **{"socket.timeout.ms": 1500, "log_level": 0}).list_topics(
-        timeout=1.5
-    )
+    bootstrap = get_settings().kafka_bootstrap
+    if _admin is None or _admin[0] != bootstrap:
+        client = kafka.admin(bootstrap, **{"socket.timeout.ms": 1500, "log_level": 0})
+        _admin = (bootstrap, client)
+    return _admin[1]
+
+
+def _kafka_sync() -> None:
+    _kafka_admin().list_topics(timeout=1.5)
 
 
 async def _kafka() -> None:
-    await to_thread.run_sync(_kafka_sync, abandon_on_cancel=True)
+    await asyncio.get_running_loop().run_in_executor(_executor, _kafka_sync)
 
 
 async def _solana() -> None:
@@ -86,16 +107,25 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database, cache and broker reachable")
-async def readyz() -> JSONResponse:
+class _Cached:
+    """The last readiness answer, its time and the settings it checked; the computation
+    in flight, if any (a different settings object, e.g. a test's, is a miss)."""
+
+    at = 0.0
+    settings: object = None
+    answer: tuple[dict[str, Any], int] | None = None
+    inflight: asyncio.Task[tuple[dict[str, Any], int]] | None = None
+
+
+async def _compute() -> tuple[dict[str, Any], int]:
     results = dict(await asyncio.gather(*(_run(name) for name in CHECKS)))
     checks: dict[str, Any] = {name: (err or "ok") for name, err in results.items()}
     failing = [name for name, err in results.items() if err and name not in DEGRADING]
     degraded = [name for name, err in results.items() if err and name in DEGRADING]
     if not failing:
         status = "degraded" if degraded else "ready"
-        return JSONResponse({"status": status, "degraded": degraded, "checks": checks})
-    return JSONResponse(
+        return {"status": status, "degraded": degraded, "checks": checks}, 200
+    return (
         {
             "type": "urn:ece:problem:not_ready",
             "title": "Service Unavailable",
@@ -106,6 +136,28 @@ async def readyz() -> JSONResponse:
             "degraded": degraded,
             "checks": checks,
         },
-        status_code=503,
-        media_type=PROBLEM_JSON,
+        503,
     )
+
+
+async def readiness() -> tuple[dict[str, Any], int]:
+    """The readiness body and status, at most :data:`CACHE_SECONDS` old."""
+    settings = get_settings()
+    if _Cached.settings is not settings:
+        _Cached.settings, _Cached.answer, _Cached.inflight = settings, None, None
+    if _Cached.answer is not None and time.monotonic() - _Cached.at < CACHE_SECONDS:
+        return _Cached.answer
+    task = _Cached.inflight
+    if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+        task = _Cached.inflight = asyncio.ensure_future(_compute())
+    answer = await asyncio.shield(task)
+    if _Cached.inflight is task:
+        _Cached.answer, _Cached.at, _Cached.inflight = answer, time.monotonic(), None
+    return answer
+
+
+@router.get("/readyz", summary="Readiness: database, cache and broker reachable")
+async def readyz() -> JSONResponse:
+    body, status = await readiness()
+    media_type = PROBLEM_JSON if status != 200 else "application/json"
+    return JSONResponse(body, status_code=status, media_type=media_type)

@@ -4,9 +4,9 @@ Every write of the API and of the workers goes through a :class:`UnitOfWork`
 wrapped around one session:
 
 * **one transaction**: services take the unit of work, do their reads and writes
-  on ``uow.session`` and return; they never commit. The audit event is the last
-  statement of the work (``api.audit.chain.record`` holds the chain's advisory
-  lock until COMMIT), row locks follow the global lock order documented in
+  on ``uow.session`` and return; they never commit. The audit event is written in
+  the same transaction (``api.audit.chain.record``, a plain INSERT: the sealer
+  chains committed events later), row locks follow the global lock order documented in
   ``api/cards/ownership.py``;
 * **before commit**: hooks that must write in the same transaction, last of all
   (``api.web.idempotency`` stores the rendered answer of an ``Idempotency-Key``

@@ -82,6 +82,14 @@ class LedgerTransaction(Base):
             unique=True,
             postgresql_where=text("kind = 'auction_settlement'"),
         ),
+        # A deposit reference credits once (migration 0003; its predicate may also
+        # leave out deposits credited twice before the index existed).
+        Index(
+            "uq_ledger_transactions_deposit_reference",
+            "reference_id",
+            unique=True,
+            postgresql_where=text("kind = 'deposit'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

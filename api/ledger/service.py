@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -34,6 +35,7 @@ from api.audit.chain import AuditContext, record
 from api.core.pagination import decode_cursor, encode_cursor
 from api.core.problems import Problem, validation_error
 from api.core.uow import UnitOfWork
+from api.ledger.errors import DEPOSIT_REFERENCE_INDEX, reference_used
 from api.ledger.models import (
     TRANSACTION_KINDS,
     USER_ACCOUNT_KINDS,
@@ -194,7 +196,8 @@ async def deposit(
     Returns the user's credit entry. ``reference`` (the bank/payment reference)
     becomes the transaction's ``reference_id`` as a name-based UUID
     (:func:`deposit_reference_id`), so a deposit can be found by its external
-    reference; the plain string is kept in the ``ledger.deposit`` audit event that
+    reference, unique among deposits (409 ``conflict`` when already credited: a retry
+    never credits twice); the plain string is kept in the ``ledger.deposit`` audit event that
     this function appends. That append takes the audit chain lock until COMMIT, so
     call ``deposit`` as the last write of the transaction (an idempotency
     ``save`` of a key row this transaction already holds may follow).
@@ -202,13 +205,13 @@ async def deposit(
     _require_positive("amount_cents", amount_cents)
     accounts = await lock_accounts(session, [user_id], [EXTERNAL_DEPOSITS])
     user = accounts.get(user_id, AVAILABLE)
-    entries = await _post(
-        session,
-        "deposit",
-        deposit_reference_id(reference),
-        # the platform leg last: it locks the shared external_deposits row
-        [(user.id, amount_cents), (accounts.platform_id(EXTERNAL_DEPOSITS), -amount_cents)],
-    )
+    legs = [(user.id, amount_cents), (accounts.platform_id(EXTERNAL_DEPOSITS), -amount_cents)]
+    try:  # the platform leg last: it locks the shared external_deposits row
+        entries = await _post(session, "deposit", deposit_reference_id(reference), legs)
+    except IntegrityError as exc:
+        if DEPOSIT_REFERENCE_INDEX in str(exc.orig):
+            raise reference_used(reference) from exc
+        raise
     await record(
         session,
         ctx,

@@ -20,9 +20,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-import os
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from api.core import crypto
 from api.integrations.arweave import ArweaveClient, Wallet
 from api.integrations.solana.errors import RpcRejected
 from api.integrations.solana.transport import call
+from ece.private_files import write_private
 from ece.settings import Settings
 
 log = structlog.get_logger("api.nfts.platform_keys")
@@ -103,19 +102,8 @@ def _write_new(settings: Settings, name: str, secret: bytes, public: str) -> boo
         "key_id": cipher.key_id,
         "sealed": base64.b64encode(cipher.seal(secret, _aad(name))).decode(),
     }
-    tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        os.link(tmp, path)  # fails if it exists: first writer wins, across processes
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
+    # A link never replaces: the first writer wins, across processes.
+    return write_private(path, json.dumps(record), replace=False)
 
 
 def load_or_create(
@@ -158,11 +146,9 @@ def rewrap(settings: Settings) -> int:
         secret = _open(settings, name, record)
         record["key_id"] = cipher.key_id
         record["sealed"] = base64.b64encode(cipher.seal(secret, _aad(name))).decode()
-        tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle)
-        tmp.replace(path)
+        # New file fsynced, renamed over the old one, folder fsynced: a crash leaves the
+        # old envelope or the new one, never a torn or lost key.
+        write_private(path, json.dumps(record), replace=True)
         changed += 1
     with _lock:
         _cache.clear()

@@ -2,7 +2,8 @@
 
 Wallet logins pass through the same failed-login lockout as password logins, keyed
 by the linked user when there is one, so switching between password and wallet
-does not buy an attacker extra guesses.
+does not buy an attacker extra guesses. Challenges are counted per client address
+and per wallet address (``api.web.lockout.challenge_quota``): each is a database row.
 """
 
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from api.wallets import service
 from api.wallets.models import Wallet, WalletChallenge
 from api.wallets.schemas import ChallengeIn, ChallengeOut, SignedIn, WalletOut, WalletPage
 from api.web.deps import Cursor, Limit, UserCtx
-from api.web.ratelimit import login_attempts
+from api.web.lockout import challenge_quota, login_attempts
 
 router = APIRouter(tags=["wallets"])
 
@@ -31,9 +32,11 @@ AnonCtx = Annotated[AuditContext, Depends(anonymous_context)]
 @router.post(
     "/auth/wallet/challenge", response_model=ChallengeOut, responses=problem_responses(422, 429)
 )
-async def challenge(body: ChallengeIn, uow: UowDep) -> WalletChallenge:
-    """A Sign-In-With-Solana message to sign (valid 5 minutes, single use)."""
-    return await service.create_challenge(uow, body.address)
+async def challenge(body: ChallengeIn, uow: UowDep, ctx: AnonCtx) -> WalletChallenge:
+    """A Sign-In-With-Solana message to sign (valid 5 minutes, single use, for
+    ``purpose`` only); 429 past the quota per client and per wallet address."""
+    await challenge_quota(ctx.ip, body.address)
+    return await service.create_challenge(uow, body.address, body.purpose)
 
 
 @router.post(

@@ -4,7 +4,7 @@ that does not verify is a 401 from the service."""
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from solders.pubkey import Pubkey
@@ -43,14 +43,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Purpose = Literal["login", "link"]
+
+
 class ChallengeIn(Strict):
+    """``purpose`` binds the challenge: ``login`` ones only sign in
+    (``/auth/wallet/login``), ``link`` ones only link (``/me/wallets``). Omitted, it
+    is ``link`` for an address no account has linked yet and ``login`` otherwise
+    (the only use each can have)."""
+
     address: Address
+    purpose: Purpose | None = None
 
 
 class ChallengeOut(BaseModel):
     message: str = Field(description="Sign these exact UTF-8 bytes with the wallet")
     nonce: str
     expires_at: datetime
+    purpose: Purpose
 
 
 class SignedIn(Strict):

@@ -6,17 +6,24 @@ same signature serialise and the second finds it used (401). Signatures are chec
 against the stored message of the address's newest challenges, never against text
 the client sends.
 
+Every challenge has a purpose, ``login`` or ``link``, chosen when it is issued
+(written into the message and the row): a linked wallet signs in only over a
+``login`` challenge, and an unlinked one is linked only over a ``link`` challenge,
+so a signature the user gave for one can never be spent on the other.
+
 Failed wallet logins are audited like failed password logins (the audit event is
 the only write of a failure). A signature that verified but names no linked wallet
 still consumes its challenge, so it cannot be replayed once the wallet is linked.
-Failed links write nothing.
+Failed links write nothing. Challenges are purged by the housekeeping worker
+(:func:`purge_expired_challenges`, run by ``api.workers.challenge_purger``) an hour
+after they expired.
 """
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,19 +54,26 @@ class ChallengeFailure(Exception):
         super().__init__(detail)
 
 
-async def create_challenge(uow: UnitOfWork, address: str) -> WalletChallenge:
-    """A fresh challenge for ``address`` (and the removal of long-expired ones)."""
+async def create_challenge(
+    uow: UnitOfWork, address: str, purpose: str | None = None
+) -> WalletChallenge:
+    """A fresh challenge for ``address``, bound to ``purpose`` (by default ``link``
+    while no account has linked the address, else ``login``)."""
     session = uow.session
+    if purpose is None:
+        linked = await session.scalar(select(Wallet.id).where(Wallet.address == address))
+        purpose = "login" if linked is not None else "link"
     now = datetime.now(UTC)
-    await session.execute(
-        delete(WalletChallenge).where(WalletChallenge.expires_at < now - RETENTION)
-    )
     nonce = siws.new_nonce()
     expires_at = now + siws.CHALLENGE_TTL
+    message = siws.build_message(
+        siws.origin(get_settings()), address, nonce, now, expires_at, purpose
+    )
     challenge = WalletChallenge(
         nonce=nonce,
         address=address,
-        message=siws.build_message(siws.origin(get_settings()), address, nonce, now, expires_at),
+        message=message,
+        purpose=purpose,
         created_at=now,
         expires_at=expires_at,
     )
@@ -69,9 +83,16 @@ async def create_challenge(uow: UnitOfWork, address: str) -> WalletChallenge:
 
 
 async def consume_challenge(
-    session: AsyncSession, address: str, signature: str, nonce: str | None
+    session: AsyncSession,
+    address: str,
+    signature: str,
+    nonce: str | None,
+    purpose: str | None,
 ) -> WalletChallenge:
-    """Mark the challenge that ``signature`` signs used (caller commits), or raise why not."""
+    """Mark the challenge that ``signature`` signs used (caller commits), or raise why not.
+
+    ``purpose`` (when not None) must be the one the challenge was issued for.
+    """
     stmt = select(WalletChallenge).where(WalletChallenge.address == address)
     if nonce is not None:
         stmt = stmt.where(WalletChallenge.nonce == nonce)
@@ -90,6 +111,12 @@ async def consume_challenge(
     now = datetime.now(UTC)
     if signed.expires_at <= now:
         raise ChallengeFailure("challenge_expired", "the challenge expired; request a new one")
+    if purpose is not None and signed.purpose != purpose:
+        issued_for = "link a wallet" if signed.purpose == "link" else "sign in"
+        raise ChallengeFailure(
+            "wrong_purpose",
+            f"this challenge was issued to {issued_for}; request one with purpose {purpose!r}",
+        )
     signed.used_at = now
     await session.flush()
     return signed
@@ -118,13 +145,16 @@ async def wallet_login(
 ) -> TokenPair:
     """Tokens for the user who linked ``address``, exactly as a password login issues them."""
     session = uow.session
+    wallet = await session.scalar(select(Wallet).where(Wallet.address == address))
+    # An unlinked address is refused below whatever the challenge was for; consuming
+    # it still keeps the signature from being replayed once the wallet is linked.
+    purpose = "login" if wallet is not None else None
     try:
-        await consume_challenge(session, address, signature, nonce)
+        await consume_challenge(session, address, signature, nonce, purpose)
     except ChallengeFailure as failure:
         await uow.rollback()
         await _login_failed(uow, ctx, address, failure.reason)
         raise unauthorized(failure.detail) from None
-    wallet = await session.scalar(select(Wallet).where(Wallet.address == address))
     user = await session.get(User, wallet.user_id) if wallet is not None else None
     if user is None:
         await _login_failed(uow, ctx, address, "wallet_not_linked")
@@ -151,11 +181,13 @@ async def link_wallet(
 ) -> Wallet:
     """Link ``address`` to ``user`` after proof of control; 409 when already linked."""
     session = uow.session
+    owner = await session.scalar(select(Wallet.user_id).where(Wallet.address == address))
+    # A linked address is a 409 below whatever the challenge was for (nothing is written).
+    purpose = "link" if owner is None else None
     try:
-        await consume_challenge(session, address, signature, nonce)
+        await consume_challenge(session, address, signature, nonce, purpose)
     except ChallengeFailure as failure:
         raise unauthorized(failure.detail) from None
-    owner = await session.scalar(select(Wallet.user_id).where(Wallet.address == address))
     if owner is not None:
         whose = "your account" if owner == user.id else "another account"
         raise conflict(f"this wallet is already linked to {whose}")
@@ -177,3 +209,18 @@ async def list_wallets(
         session, stmt, Wallet.linked_at, Wallet.id, limit=limit, cursor=cursor
     )
     return list(rows), next_cursor
+
+
+async def purge_expired_challenges(session: AsyncSession, batch: int = 1000) -> int:
+    """Delete up to ``batch`` challenges that expired over :data:`RETENTION` ago (caller
+    commits); rows a login holds right now are skipped, not waited for."""
+    due = (
+        select(WalletChallenge.nonce)
+        .where(WalletChallenge.expires_at < func.now() - RETENTION)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        delete(WalletChallenge).where(WalletChallenge.nonce.in_(due.scalar_subquery()))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -46,6 +46,7 @@ from api.portfolio.router import router as portfolio_router
 from api.trades.router import router as trades_router
 from api.users.router import router as users_router
 from api.wallets.router import router as wallets_router
+from api.web.body_limit import BodyLimitMiddleware
 from api.web.idempotency import Replayed, replay_handler
 from api.web.ratelimit import RateLimitMiddleware
 
@@ -217,6 +218,7 @@ def create_app() -> FastAPI:
 
     # Last added = outermost: the request id wraps everything, gzip sits innermost.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(BodyLimitMiddleware)  # 413 past 1 MiB (images 5 MiB), while streaming
     app.add_middleware(RateLimitMiddleware)  # inside metrics: 429s are counted
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)

@@ -10,11 +10,9 @@ windows, tell me counts and time left" in one round trip):
   ``RateLimit-Remaining`` and ``RateLimit-Reset`` (IETF draft headers) for the
   tightest bucket. Health, readiness and metrics are exempt so probes and
   Prometheus never get throttled.
-* :func:`login_attempts` guards password and wallet logins: an attempt is counted
-  *before* it runs (so a burst of concurrent guesses cannot slip past the check),
-  kept when it ends in 401, and given back otherwise. Five failures per account or
-  fifty per IP within 15 minutes lock further attempts (429, even with the right
-  password) until the window ends. A success clears the account's counter.
+* ``api.web.lockout`` (failed-login lockout per account and client address, the
+  wallet-challenge quota, and the in-process fallback that keeps both counting
+  while Redis is unreachable) counts through :func:`hit` too.
 
 Fixed windows are chosen over sliding ones for their cost (one INCR per bucket); the
 price is that a client can burst up to twice the limit across a window boundary.
@@ -23,6 +21,12 @@ Redis down: requests are let through (fail open) and a warning is logged, with a
 short circuit breaker so an outage costs one failed Redis call per few seconds
 instead of one per request. Availability of the marketplace wins over throttling;
 the database constraints, not the limiter, are what keep money and ownership safe.
+Logins and wallet challenges never fail open: ``api.web.lockout`` counts them in
+process memory while Redis is unreachable.
+
+The client address is the ASGI ``client`` (the TCP peer): uvicorn replaces it
+with ``X-Forwarded-For`` only when the peer is one of ``ECE_TRUSTED_PROXIES``
+(none by default; see ``ops/stack/api.py``), so a client cannot pick its bucket.
 
 Limits come from ``ece.settings.RateLimitSettings`` (the environment, through
 ``ece.settings.rate_limits()``) so benchmarks can raise them without code changes
@@ -35,9 +39,13 @@ variable                                     default  meaning
 ``ECE_RATE_LIMIT_USER``                      600      requests per window per user
 ``ECE_RATE_LIMIT_IP``                        1200     requests per window per IP
 ``ECE_RATE_LIMIT_WINDOW_SECONDS``            60       request window
-``ECE_RATE_LIMIT_LOGIN_ACCOUNT``             5        failed logins per account
+``ECE_RATE_LIMIT_LOGIN_ACCOUNT``             5        failed logins per account + IP
+``ECE_RATE_LIMIT_LOGIN_ACCOUNT_TOTAL``       50       failed logins per account
 ``ECE_RATE_LIMIT_LOGIN_IP``                  50       failed logins per IP
 ``ECE_RATE_LIMIT_LOGIN_WINDOW_SECONDS``      900      failed-login window
+``ECE_RATE_LIMIT_CHALLENGE_IP``              100      wallet challenges per IP
+``ECE_RATE_LIMIT_CHALLENGE_ADDRESS``         10       wallet challenges per address
+``ECE_RATE_LIMIT_CHALLENGE_WINDOW_SECONDS``  300      wallet-challenge window
 ===========================================  =======  ==============================
 """
 
@@ -45,16 +53,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.core.cache import get_redis
@@ -97,8 +102,12 @@ class RateLimits:
     ip: int = _DEFAULTS.ip
     window_seconds: int = _DEFAULTS.window_seconds
     login_account: int = _DEFAULTS.login_account
+    login_account_total: int = _DEFAULTS.login_account_total
     login_ip: int = _DEFAULTS.login_ip
     login_window_seconds: int = _DEFAULTS.login_window_seconds
+    challenge_ip: int = _DEFAULTS.challenge_ip
+    challenge_address: int = _DEFAULTS.challenge_address
+    challenge_window_seconds: int = _DEFAULTS.challenge_window_seconds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RateLimits:
@@ -179,7 +188,7 @@ async def hit(counters: list[tuple[str, int, int]], where: str) -> list[Bucket] 
     ]
 
 
-async def _give_back(keys: list[str], reset: str | None = None) -> None:
+async def give_back(keys: list[str], reset: str | None = None) -> None:
     """Undo one counted hit on ``keys`` and delete ``reset`` (best effort)."""
     if not _breaker.allows():
         return
@@ -207,7 +216,7 @@ def rate_limited(bucket: Bucket, detail: str) -> Problem:
     return Problem(429, "rate_limited", detail, headers=headers)
 
 
-def _tightest(buckets: list[Bucket]) -> Bucket:
+def tightest(buckets: list[Bucket]) -> Bucket:
     """The bucket to report: an exceeded one that frees up last, else the least remaining."""
     exceeded = [b for b in buckets if b.exceeded]
     if exceeded:
@@ -262,7 +271,7 @@ class RateLimitMiddleware:
         if buckets is None:
             await self.app(scope, receive, send)
             return
-        bucket = _tightest(buckets)
+        bucket = tightest(buckets)
         if bucket.exceeded:
             who = "user" if bucket.key.startswith("user:") else "client address"
             problem = rate_limited(
@@ -282,60 +291,3 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-# --- failed-login lockout -------------------------------------------------------
-
-
-async def login_account_key(session: AsyncSession, login: str) -> str:
-    """The lockout key of a password login: the user if the login names one.
-
-    Keying by user (not by the typed string) means switching between email and
-    username does not buy an attacker extra guesses, and wallet logins of the same
-    user share the counter.
-    """
-    from api.users.models import User
-
-    ident = login.strip().lower()
-    user_id = await session.scalar(
-        select(User.id).where(or_(User.email == ident, func.lower(User.username) == ident))
-    )
-    return f"user:{user_id}" if user_id else f"login:{ident[:320]}"
-
-
-@asynccontextmanager
-async def login_attempts(account: str, ip: str | None) -> AsyncIterator[None]:
-    """Guard one login attempt; 429 while the account or the IP is locked out.
-
-    The body runs the login. A 401 leaving the block is a failure and stays
-    counted; success clears the account's failures and returns the IP's slot; any
-    other outcome (422, 500, cancellation) returns both slots.
-    """
-    limits = RateLimits.from_env()
-    if not limits.enabled:
-        yield
-        return
-    account_key = f"login:acct:{account}"
-    ip_key = f"login:ip:{ip or 'unknown'}"
-    window = limits.login_window_seconds
-    buckets = await hit(
-        [(account_key, limits.login_account, window), (ip_key, limits.login_ip, window)],
-        "login",
-    )
-    if buckets is not None:
-        bucket = _tightest(buckets)
-        if bucket.exceeded:
-            whom = "account" if bucket.key == account_key else "client address"
-            raise rate_limited(bucket, f"too many failed logins for this {whom}; retry later")
-    try:
-        yield
-    except Problem as exc:
-        if exc.status != 401 and buckets is not None:
-            await _give_back([account_key, ip_key])
-        raise
-    except BaseException:
-        if buckets is not None:
-            await _give_back([account_key, ip_key])
-        raise
-    if buckets is not None:
-        await _give_back([ip_key], reset=account_key)

@@ -26,6 +26,8 @@ from api.core.db import dispose_engine
 from api.core.logs import configure_logging
 from api.workers import chain_transfers, mint_saga
 from api.workers.auction_closer import AuctionCloser
+from api.workers.audit_sealer import AuditAnchorer, AuditSealer
+from api.workers.challenge_purger import ChallengePurger
 from api.workers.change_feed_worker import ChangeFeedWorker
 from api.workers.heartbeat import (
     HEARTBEAT_TTL_S,
@@ -41,7 +43,7 @@ log = structlog.get_logger("api.workers")
 
 PURGE_INTERVAL_S = 300.0  # expired Idempotency-Key rows: housekeeping, not urgent
 
-WORKERS = ("auctions", "trades", "idempotency", "mints", "transfers")
+WORKERS = ("auctions", "trades", "idempotency", "mints", "transfers", "audit", "anchors")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,10 +87,15 @@ def build(args: argparse.Namespace) -> list[Worker]:
         workers.append(TradeExpirer(args.trade_interval))
     if "idempotency" in args.names:
         workers.append(IdempotencyPurger(PURGE_INTERVAL_S))
+        workers.append(ChallengePurger(PURGE_INTERVAL_S))  # expired wallet challenges
     if "mints" in args.names:
         workers.append(ChangeFeedWorker("mints", mint_saga.run))
     if "transfers" in args.names:
         workers.append(ChangeFeedWorker("transfers", chain_transfers.run))
+    if "audit" in args.names:
+        workers.append(AuditSealer())
+    if "anchors" in args.names:
+        workers.append(AuditAnchorer())
     return workers
 
 

@@ -2,6 +2,8 @@
 
 An expired key is already ignored (the next request may reuse it), so this only
 keeps the table from growing without bound; running it every few minutes is enough.
+The ``idempotency`` selection also runs its sibling, ``challenge_purger`` (expired
+wallet challenges).
 """
 
 import structlog

@@ -9,6 +9,7 @@ import typer
 from ece.log import configure
 from ops.cli import stack
 from ops.cli.admin import admin_app
+from ops.cli.backup import backup_app
 from ops.cli.chain import chain_app
 from ops.cli.demo import demo
 from ops.cli.keys import keys_app
@@ -25,6 +26,7 @@ app.add_typer(topics_app, name="topics", help="List and follow the Kafka topics.
 app.add_typer(warehouse_app, name="warehouse", help="Query and refresh the lakehouse.")
 app.add_typer(keys_app, name="keys", help="Rotate and inspect the key-encryption keys (KEKs).")
 app.add_typer(chain_app, name="chain", help="Compare the database with the Solana chain.")
+app.add_typer(backup_app, name="backup", help="Back up and restore everything that holds state.")
 
 
 @app.callback()

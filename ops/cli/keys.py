@@ -16,7 +16,9 @@ data keys:
 4. wait a moment and sweep again, catching records sealed by requests that had
    picked the old version just before step 2.
 
-Concurrent rotations are serialised by a PostgreSQL advisory lock.
+Concurrent rotations are serialised by a PostgreSQL advisory lock. In prod (or
+with an explicit keyring) step 2 is the secrets manager's: add version N+1 to
+``ECE_KEYRING_FILE`` / ``ECE_KEK_VERSIONS`` and run ``ece keys rewrap`` (steps 3-4).
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from api.core.crypto import (
     DecryptionError,
     Keyring,
+    KeyringConfigError,
     add_kek_version,
     custody_cipher,
     image_cipher,
     kek_versions,
     keyring,
+    local_kek_refusal,
 )
 from api.storage import ObjectStore, get_object_store
 from ece.settings import Settings, get_settings
@@ -238,14 +242,20 @@ async def rotate_keys(
     settle_seconds: float = 2.0,
     batch: int = 500,
     new_secret: str | None = None,
+    add_version: bool = True,
 ) -> RotationReport:
     """Add a KEK version and rewrap every data key under it (the ``ece keys rotate`` body).
 
     Safe while the API serves: see the module docstring for why readers never fail.
     ``settle_seconds`` is how long to wait before the final sweep; it should exceed
     the longest request that seals a record (a registration, an image upload).
+    ``add_version=False`` only rewraps under the newest configured version (``ece keys
+    rewrap``: in prod, after the secrets manager added it to the keyring).
     """
     settings = settings or get_settings()
+    refusal = local_kek_refusal(settings)
+    if add_version and refusal:
+        raise RotationRefused(refusal)
     own_engine = engine is None
     engine = engine or create_async_engine(settings.sqlalchemy_url, pool_size=2)
     store = store or get_object_store(settings)
@@ -268,7 +278,8 @@ async def rotate_keys(
                         f"{', '.join(status.configured['custody'])}, ...). Configure the KEK "
                         "they were written with (ECE_CUSTODY_KEK / secrets) before rotating."
                     )
-                version = await asyncio.to_thread(add_kek_version, settings, new_secret)
+                version = (await asyncio.to_thread(add_kek_version, settings, new_secret)
+                           if add_version else kek_versions(settings)[-1][0])
                 report = RotationReport(version=version,
                                         active={p: r.key_id for p, r in _rings(settings).items()})
                 await _sweep(settings, engine, store, batch, report)
@@ -343,9 +354,28 @@ def rotate(
     Exit codes: 0 all records rewrapped; 1 some could not be (listed, by key id);
     2 refused (unconfigured key ids in use, or another rotation running).
     """
+    _run_rotation(settle_seconds, add_version=True)
+
+
+@keys_app.command("rewrap")
+def rewrap(
+    settle_seconds: float = typer.Option(
+        2.0, "--settle-seconds", help="wait before the final sweep (longest sealing request)"
+    ),
+) -> None:
+    """Rewrap every data key under the newest configured KEK version (no new version).
+
+    The prod rotation: add version N+1 to the keyring your secrets manager fills
+    (``ECE_KEYRING_FILE`` / ``ECE_KEK_VERSIONS``), then run this. Exit codes as ``rotate``.
+    """
+    _run_rotation(settle_seconds, add_version=False)
+
+
+def _run_rotation(settle_seconds: float, add_version: bool) -> None:
     try:
-        report = asyncio.run(rotate_keys(get_settings(), settle_seconds=settle_seconds))
-    except RotationRefused as exc:
+        report = asyncio.run(rotate_keys(get_settings(), settle_seconds=settle_seconds,
+                                         add_version=add_version))
+    except (RotationRefused, KeyringConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"KEK version {report.version} active ({report.seconds:.1f}s):")

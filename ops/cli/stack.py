@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ece.settings import Settings, get_settings
 from ops.stack.base import PartFailed
+from ops.stack.supervision import CrashLoop, Supervisor, read_state
 from ops.stack.supervisor import (
     DEFAULT_ORDER,
     PARTS,
@@ -80,6 +81,8 @@ def up(
     signal.signal(signal.SIGTERM, request_stop)
     platform = Platform(settings, externals,
                         progress=lambda msg: console.print(f"[cyan]•[/] {msg}"))
+    supervisor = Supervisor(platform, say=lambda msg: console.print(f"[yellow]•[/] {msg}"))
+    reason = "stopped (Ctrl-C or ece down)"
     started = time.monotonic()
     try:
         platform.start(parts)
@@ -93,18 +96,19 @@ def up(
         for name, url in _urls(settings).items():
             table.add_row(name, url)
         console.print(table)
-        while not stopping:
-            dead = platform.dead_parts()
-            if dead:
-                for part in dead:
-                    console.print(f"[red]{part.name} died; see {part.log_path}")
-                raise typer.Exit(1)
-            time.sleep(1)
+        # A crashed part is restarted with backoff; only a crash loop stops everything.
+        supervisor.run(lambda: stopping)
+    except CrashLoop as loop:
+        reason = str(loop)
+        console.print(f"[red]{loop}")
+        raise typer.Exit(1) from loop
     except PartFailed as failure:
+        reason = str(failure).splitlines()[0]
         console.print(f"[red]{failure}")
         raise typer.Exit(1) from failure
     finally:
         platform.stop()
+        supervisor.finish(reason)
         pid_file.unlink(missing_ok=True)
         console.print("[green]everything stopped")
 
@@ -138,8 +142,10 @@ def status() -> None:
     """Health of every part (exit 1 if any is unhealthy)."""
     settings = get_settings()
     platform = Platform(settings, externals_from_environment())
+    supervised = read_state(settings) or {}
+    records: dict[str, dict[str, object]] = supervised.get("parts") or {}
     table = Table(title="ECE status")
-    for column in ("part", "healthy", "detail"):
+    for column in ("part", "healthy", "detail", "restarts", "last exit"):
         table.add_column(column)
     all_ok = True
     healthy: set[str] = set()
@@ -153,12 +159,20 @@ def status() -> None:
         all_ok &= ok
         if ok:
             healthy.add(name)
-        table.add_row(name, "[green]yes" if ok else "[red]no", detail)
+        record = records.get(name, {})
+        if record.get("state") == "restarting":
+            detail += " (restarting)"
+        last_exit = f"{record['last_exit']} at {record.get('last_exit_at')}" \
+            if record.get("last_exit") else ""
+        table.add_row(name, "[green]yes" if ok else "[red]no", detail,
+                      str(record.get("restarts", "")), last_exit)
     if {"postgres", "solana"} <= healthy:
         ok, detail = _chain_agreement()
         all_ok &= ok
-        table.add_row("chain reconciliation", "[green]yes" if ok else "[red]no", detail)
+        table.add_row("chain reconciliation", "[green]yes" if ok else "[red]no", detail, "", "")
     Console().print(table)
+    if supervised.get("stopped_reason") and not supervised.get("supervisor_pid"):
+        Console().print(f"last `ece up` ended: {supervised['stopped_reason']}")
     if not all_ok:
         raise typer.Exit(1)
 

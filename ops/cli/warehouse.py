@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ece.settings import Settings, get_settings
@@ -116,19 +117,19 @@ def sql(
                                           'GROUP BY ALL"'),
     max_rows: int = typer.Option(1000, "--max-rows", help="print at most this many rows"),
 ) -> None:
-    """Run a read-only query against the lake and print a table."""
+    """Run a read-only query against the lake and print a table (sandboxed: queries only,
+    no file, database or extension outside the lake; see docs/lake.md)."""
     import duckdb
 
-    from warehouse.lake import connect
+    from warehouse import sandbox
 
-    con = connect(get_settings(), read_only=True)
+    con = sandbox.connect(get_settings())
     try:
-        con.execute("USE ece")  # `silver.cards` works as well as `ece.silver.cards`
         started = time.monotonic()
         try:
-            cursor = con.execute(query)
-        except duckdb.Error as exc:
-            console.print(f"[red]error:[/] {exc}")
+            cursor = sandbox.run(con, query)
+        except (sandbox.SandboxRefused, duckdb.Error) as exc:
+            console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(1) from exc
         columns = [d[0] for d in cursor.description or []]
         rows = cursor.fetchmany(max_rows + 1)
@@ -143,6 +144,15 @@ def sql(
     console.print(f"[dim]{min(len(rows), max_rows)} rows{more}, {seconds:.3f}s[/]")
 
 
+@warehouse_app.command()
+def attach() -> None:
+    """Print the ATTACH statement for your own DuckDB (read-only; load postgres_scanner
+    and ducklake first, see docs/lake.md)."""
+    from warehouse.sandbox import analyst_attach_statement
+
+    typer.echo(analyst_attach_statement(get_settings()) + ";")
+
+
 def duckdb_cli_binary() -> Path:
     """The DuckDB shell from the ``duckdb-cli`` wheel (same version as the library)."""
     spec = importlib.util.find_spec("duckdb_cli")
@@ -152,24 +162,24 @@ def duckdb_cli_binary() -> Path:
 
 
 def write_shell_init(settings: Settings, read_only: bool) -> Path:
-    """The shell's ``-init`` file: the same LOAD/ATTACH statements as warehouse.lake."""
-    from warehouse.lake import setup_statements
+    """The shell's ``-init`` file: the sandbox's statements (:mod:`warehouse.sandbox`)."""
+    from warehouse.sandbox import write_shell_init as write
 
-    path = settings.data_dir / "warehouse" / f"shell_init{'_ro' if read_only else ''}.sql"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{s};" for s in setup_statements(settings, read_only)] + ["USE ece;"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write(settings, read_only)
 
 
 @warehouse_app.command()
 def shell(
     write: bool = typer.Option(False, "--write", help="attach read-write (default read-only)"),
 ) -> None:
-    """Open the DuckDB shell with the lake attached as ``ece`` (read-only by default)."""
+    """Open the DuckDB shell with the lake attached as ``ece`` (read-only by default).
+
+    Sandboxed like ``sql`` by its settings (no file outside the lake, no other database,
+    no extension, configuration locked, safe mode: no ``.shell``/``.open``/``.read``).
+    """
     settings = get_settings()
     binary = duckdb_cli_binary()
     init = write_shell_init(settings, read_only=not write)
-    console.print(f"[dim]lake attached as ece ({'read-write' if write else 'read-only'}); "
-                  f"init file {init}[/]")
+    console.print(f"[dim]lake attached as ece ({'read-write' if write else 'read-only'}, "
+                  f"sandboxed); init file {init}[/]")
     os.execv(binary, [str(binary), "-init", str(init)])

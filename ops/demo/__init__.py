@@ -12,9 +12,11 @@ OpenAPI document (or answers a route-level 404) is skipped with one warning line
 Business refusals (``listing_not_active``, ``bid_too_low``, ...) are expected in
 a busy market and counted apart from errors (5xx, transport failures).
 
-Each simulated user talks from its own address (``X-Forwarded-For``, honoured by
-uvicorn from loopback), so per-IP rate limits apply per simulated user; a 429 is
-waited out (``Retry-After``) and counted, never treated as an error.
+Each simulated user names its own address (``X-Forwarded-For``). The API honours
+that header only from a proxy listed in ``ECE_TRUSTED_PROXIES`` (run the stack with
+``ECE_TRUSTED_PROXIES=127.0.0.1`` to give each simulated user its own per-IP
+budget); otherwise every simulated user shares the demo machine's bucket. Either
+way a 429 is waited out (``Retry-After``) and counted, never treated as an error.
 
 Modules: ``client`` (the REST client, shared with ``ops.seed``), ``traffic`` (setup,
 the actions and the run), ``invariants`` (the checks, SQL in ``invariants.sql``),

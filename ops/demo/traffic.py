@@ -142,7 +142,7 @@ class Demo(ApiClient):
             json={
                 "user_id": actor.user_id,
                 "amount_cents": cents,
-                "reference": f"demo:{actor.name}",
+                "reference": f"demo:{actor.name}:{uuid.uuid4()}",
             },
         )
 

@@ -9,7 +9,9 @@ cache and no secondary indexes. A node needs all four, so this class adds them:
   latest blockhash is valid) is switched off because a client that fetched a
   blockhash just before it changed would otherwise fail at random;
 - signature statuses (for getSignatureStatuses) and recent transactions (for
-  getTransaction) are remembered, bounded;
+  getTransaction) are remembered, bounded, and saved across restarts (a
+  validator keeps its ledger: an audit anchor must stay readable after
+  ``make down``/``make up``);
 - token accounts are indexed by owner and by mint, so getTokenAccountsByOwner and
   getTokenLargestAccounts need no scan;
 - every address a transaction touched is tracked so ``persist`` can save exactly
@@ -22,6 +24,7 @@ import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from solders.account import Account
 from solders.hash import Hash
@@ -50,16 +53,20 @@ BUILTIN_OWNERS = {
     )
 }
 MAX_STATUSES = 200_000
-MAX_TRANSACTIONS = 5_000
+MAX_TRANSACTIONS = 20_000  # getTransaction history, kept across restarts too
 
 
 @dataclass
 class Executed:
-    """A transaction LiteSVM processed, with what getTransaction needs later."""
+    """A transaction that landed, with exactly what getTransaction answers later
+    (plain values, so ``ops.localchain.history`` can keep it across restarts)."""
 
     slot: int
     tx: VersionedTransaction
-    result: TransactionMetadata | FailedTransactionMetadata
+    err: Any  # a solders TransactionErrorType, None when it succeeded
+    fee: int
+    logs: list[str]
+    compute_units: int
     pre_balances: list[int]
     post_balances: list[int]
     block_time: int
@@ -86,6 +93,7 @@ class LocalChain:
         self._recent: OrderedDict[Hash, int] = OrderedDict({self.blockhash: self.slot})
         self.statuses: OrderedDict[Signature, TransactionStatus] = OrderedDict()
         self.transactions: OrderedDict[Signature, Executed] = OrderedDict()
+        self.unsaved_history: list[Signature] = []  # landed since the last save
         self.tracked: set[Pubkey] = set()
         self.dirty: set[Pubkey] = set()
         self._token_owner: dict[Pubkey, tuple[Pubkey, Pubkey]] = {}  # account -> (owner, mint)
@@ -131,13 +139,19 @@ class LocalChain:
             # fee): nothing landed, so no status, as on a validator.
             return result
         self._landed(tx.signatures[0], err, keys)
-        self.transactions[tx.signatures[0]] = Executed(
-            self.slot, tx, result, pre, [self.svm.get_balance(k) or 0 for k in keys],
-            int(time.time()),
-        )
+        meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
+        self.remember(tx.signatures[0], Executed(
+            self.slot, tx, err, meta.fee(), list(meta.logs()), meta.compute_units_consumed(),
+            pre, [self.svm.get_balance(k) or 0 for k in keys], int(time.time()),
+        ))
+        self.unsaved_history.append(tx.signatures[0])
+        return result
+
+    def remember(self, signature: Signature, executed: Executed) -> None:
+        """Keep a landed transaction for getTransaction (the newest ``MAX_TRANSACTIONS``)."""
+        self.transactions[signature] = executed
         while len(self.transactions) > MAX_TRANSACTIONS:
             self.transactions.popitem(last=False)
-        return result
 
     def airdrop(self, to: Pubkey, lamports: int) -> TransactionMetadata | FailedTransactionMetadata:
         result = self.svm.airdrop(to, lamports)

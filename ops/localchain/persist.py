@@ -24,6 +24,7 @@ from solders.signature import Signature
 from solders.transaction_status import TransactionStatus
 
 from ops.localchain.chain import LocalChain
+from ops.localchain.history import History
 
 STATE_FILE = "state.json"
 FORMAT_VERSION = 1
@@ -38,6 +39,7 @@ class Snapshotter:
         self.chain = chain
         self.folder = folder
         self.path = folder / STATE_FILE
+        self.history = History(chain, folder)  # getTransaction answers, across restarts
         self._encoded: dict[str, str] = {}
 
     def load(self) -> int:
@@ -58,11 +60,13 @@ class Snapshotter:
             )
         self.chain.transaction_count = int(state.get("transaction_count", 0))
         self.chain.restart_slot_at(int(state.get("slot", 0)))
+        self.history.load()
         return len(self._encoded)
 
     def save(self) -> int:
         """Write the snapshot if anything changed; returns the number of accounts saved."""
         chain = self.chain
+        self.history.save()
         dirty, chain.dirty = chain.dirty, set()
         for key in dirty:
             account = chain.savable(key)

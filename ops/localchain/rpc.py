@@ -379,12 +379,9 @@ class Methods:
         done = self.chain.transactions.get(sig)
         if done is None:
             return GetTransactionResp(None)
-        result = done.result
-        meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
-        err = result.err() if isinstance(result, FailedTransactionMetadata) else None
         ui_meta = UiTransactionStatusMeta(
-            err, meta.fee(), done.pre_balances, done.post_balances,
-            log_messages=meta.logs(), compute_units_consumed=meta.compute_units_consumed(),
+            done.err, done.fee, done.pre_balances, done.post_balances,
+            log_messages=done.logs, compute_units_consumed=done.compute_units,
         )
         encoded = EncodedTransactionWithStatusMeta(done.tx, ui_meta, None)  # type: ignore[arg-type]
         return GetTransactionResp(

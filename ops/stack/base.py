@@ -162,6 +162,8 @@ class Part:
 
     name: str = "part"
     depends_on: tuple[str, ...] = ()
+    # Restart this part whenever the supervisor restarts one of these (state tied to theirs).
+    restart_with: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings, *, external: bool = False) -> None:
         self.settings = settings
@@ -200,7 +202,10 @@ class Part:
         return self.settings.as_environment()
 
     def died(self) -> bool:
-        """True when we started the process and it is gone (reported by the supervisor)."""
+        """True when we started the process and it is gone (reported by the supervisor).
+
+        ``stop()`` drops the process, so a deliberately stopped part never counts as dead.
+        """
         return self.process is not None and not self.process.alive
 
 

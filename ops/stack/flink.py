@@ -42,6 +42,9 @@ def _group_alive(pgid: int) -> bool:
 class Flink(Part):
     name = "flink"
     depends_on = ("broker", "redis")
+    # The job reads the broker's epoch once at start (group ids, checkpoints): a restarted,
+    # empty broker is a new epoch, so the job starts again with it (and reads it from 0).
+    restart_with = ("broker",)
 
     @property
     def url(self) -> str:

@@ -26,7 +26,7 @@ class Workers(Part):
 
     name = "workers"
     depends_on: tuple[str, ...] = ("migrate", "redis")
-    default_only = "auctions,trades,idempotency"
+    default_only = "auctions,trades,idempotency,audit"
 
     def __init__(self, settings: Settings, *, external: bool = False,
                  args: Sequence[str] = ()) -> None:
@@ -110,4 +110,4 @@ class ChainWorkers(Workers):
 
     name = "chain-workers"
     depends_on = ("migrate", "redis", "cdc", "solana", "arweave")
-    default_only = "mints,transfers"
+    default_only = "mints,transfers,anchors"

@@ -1,5 +1,6 @@
 """Helpers for the marketplace tests (``tests.support.markettest``; not fixtures)."""
 
+import uuid
 from typing import Any
 
 import httpx
@@ -50,7 +51,8 @@ async def fund(
     r = await client.post(
         "/admin/deposits",
         headers=admin.auth,
-        json={"user_id": user_id, "amount_cents": amount_cents, "reference": "test-funding"},
+        json={"user_id": user_id, "amount_cents": amount_cents,
+              "reference": f"test-funding-{uuid.uuid4()}"},  # references are unique
     )
     assert r.status_code == 201, r.text
     return dict(r.json())

@@ -213,14 +213,16 @@ async def test_expired_key_is_a_new_request(
 
     target = await register_and_login(client)
     key = {**admin.auth, "Idempotency-Key": "exp-" + uuid.uuid4().hex}
-    body = {"user_id": target.id, "amount_cents": 10, "reference": "r"}
+    body = {"user_id": target.id, "amount_cents": 10, "reference": "r-" + uuid.uuid4().hex}
     assert (await client.post("/admin/deposits", headers=key, json=body)).status_code == 201
     with db_conn(db) as conn:
         conn.execute(
             "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = %s",
             (key["Idempotency-Key"],),
         )
-    r = await client.post("/admin/deposits", headers=key, json={**body, "amount_cents": 20})
+    # Another body (deposit references are unique, so it names its own)
+    again = {**body, "amount_cents": 20, "reference": "r-" + uuid.uuid4().hex}
+    r = await client.post("/admin/deposits", headers=key, json=again)
     assert r.status_code == 201  # a new request, not idempotency_key_reused
     assert await balance(client, target) == (30, 0)
     with db_conn(db) as conn:

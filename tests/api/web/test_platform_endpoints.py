@@ -7,7 +7,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from ece.settings import get_settings
+from ece.settings import Settings, get_settings
 from tests.support.apitest import PASSWORD, Account, Db, assert_problem, unique
 
 
@@ -127,39 +127,46 @@ async def test_request_id_echoed(client: httpx.AsyncClient) -> None:
 
 
 async def test_audit_chain_is_appended_and_verifies(
-    client: httpx.AsyncClient, admin: Account, db: Db
+    client: httpx.AsyncClient, admin: Account, db: Db, api_settings: Settings
 ) -> None:
-    from api.audit.chain import GENESIS_HASH, verify_chain
+    """Writes append unsealed events (no lock); the sealer chains them; verify passes."""
+    from api.audit.chain import GENESIS_HASH
+    from api.audit.verify import verify_chain
     from api.core.db import get_sessionmaker
+    from tests.api.audit.audittest import drain
 
-    last = db.value("SELECT max(id) FROM audit_events")
+    last = db.value("SELECT coalesce(max(id), 0) FROM audit_events")
     await client.post(
         "/cards",
         json={"name": "A", "set_name": unique("s"), "number": "1", "rarity": "common"},
         headers=admin.auth,
     )
     await client.post("/auth/login", json={"login": admin.username, "password": "wrong-password"})
-    rows = db.rows(
-        "SELECT id, prev_hash, hash, action FROM audit_events WHERE id > %s ORDER BY id", last
-    )
-    assert [r[3] for r in rows] == ["card.issue", "auth.login_failed"]
-    previous = db.value("SELECT hash FROM audit_events WHERE id = %s", last)
-    for _, prev_hash, hash_, _ in rows:
-        assert prev_hash == previous and len(hash_) == 64
+    rows = db.rows("SELECT id, action FROM audit_events WHERE id > %s ORDER BY id", last)
+    assert [r[1] for r in rows] == ["card.issue", "auth.login_failed"]
+    await drain(api_settings.audit_key)
+    seals = db.rows(
+        "SELECT seq, prev_hash, hash, event_id FROM audit_seals ORDER BY seq", )
+    by_event = {s[3]: s for s in seals}
+    assert all(r[0] in by_event for r in rows), "every committed event is sealed"
+    previous = GENESIS_HASH
+    for seq, prev_hash, hash_, _ in seals:  # one unbroken chain from genesis
+        assert prev_hash == previous and len(hash_) == 64, f"seal {seq} is not linked"
         previous = hash_
-    first = db.rows("SELECT prev_hash FROM audit_events ORDER BY id LIMIT 1")[0][0]
-    assert first == GENESIS_HASH
     async with get_sessionmaker()() as session:
-        report = await verify_chain(session)
+        report = await verify_chain(session, api_settings.audit_key)
     assert report.ok and report.first_bad_id is None
-    assert report.checked == db.value("SELECT count(*) FROM audit_events")
+    assert report.checked == len(seals)
 
 
 async def test_concurrent_writes_keep_one_chain(
-    client: httpx.AsyncClient, admin: Account, db: Db
+    client: httpx.AsyncClient, admin: Account, db: Db, api_settings: Settings
 ) -> None:
     import asyncio
 
+    from tests.api.audit.audittest import drain
+
+    before = db.value("SELECT coalesce(max(id), 0) FROM audit_events")
     await asyncio.gather(
         *(
             client.post(
@@ -170,10 +177,17 @@ async def test_concurrent_writes_keep_one_chain(
             for i in range(12)
         )
     )
-    # Every prev_hash is the hash of the row before it: no fork.
+    await drain(api_settings.audit_key)
+    written = db.value("SELECT count(*) FROM audit_events WHERE id > %s", before)
+    sealed = db.value(
+        "SELECT count(*) FROM audit_seals s JOIN audit_events e ON e.id = s.event_id "
+        "WHERE e.id > %s", before)
+    assert written >= 12 and sealed == written
+    # Every seal's prev_hash is the hash of the seal before it: no fork, no gap.
     forks = db.value(
-        "SELECT count(*) FROM (SELECT prev_hash, lag(hash) OVER (ORDER BY id) AS before, id "
-        "FROM audit_events) t WHERE before IS NOT NULL AND prev_hash <> before"
+        "SELECT count(*) FROM (SELECT seq, prev_hash, lag(hash) OVER (ORDER BY seq) AS before, "
+        "lag(seq) OVER (ORDER BY seq) AS before_seq FROM audit_seals) t "
+        "WHERE before IS NOT NULL AND (prev_hash <> before OR seq <> before_seq + 1)"
     )
     assert forks == 0
 
@@ -290,16 +304,22 @@ async def test_admin_cli_creates_admin(
 
 
 async def test_admin_audit_endpoints(
-    client: httpx.AsyncClient, admin: Account, user: Account
+    client: httpx.AsyncClient, admin: Account, user: Account, api_settings: Settings
 ) -> None:
     assert_problem(await client.get("/admin/audit", headers=user.auth), 403, "forbidden")
     assert_problem(await client.get("/admin/audit/verify"), 401, "unauthorized")
+    from tests.api.audit.audittest import drain
+
+    await drain(api_settings.audit_key)  # the two newest events are sealed, in order
     first = await client.get("/admin/audit", params={"limit": 2}, headers=admin.auth)
     assert first.status_code == 200
     page = first.json()
     assert len(page["items"]) == 2 and page["next_cursor"]
     assert page["items"][0]["id"] > page["items"][1]["id"]
-    assert page["items"][0]["prev_hash"] == page["items"][1]["hash"]
+    newer, older = page["items"]
+    assert newer["hash"] and older["hash"], "sealed events show their seal"
+    if newer["seq"] == older["seq"] + 1:  # adjacent in the chain: linked
+        assert newer["prev_hash"] == older["hash"]
     second = await client.get(
         "/admin/audit", params={"limit": 2, "cursor": page["next_cursor"]}, headers=admin.auth
     )
@@ -311,7 +331,7 @@ async def test_admin_audit_endpoints(
     )
     verify = await client.get("/admin/audit/verify", headers=admin.auth)
     assert verify.status_code == 200
-    assert verify.json()["ok"] is True and verify.json()["first_bad_id"] is None
+    assert verify.json()["ok"] is True and verify.json()["first_bad_id"] is None, verify.json()
 
 
 async def test_real_uvicorn_serves_the_app(platform: Any) -> None:

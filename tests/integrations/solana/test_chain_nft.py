@@ -180,6 +180,14 @@ async def test_state_survives_a_restart(
         assert state.metadata is not None and state.metadata.name == "Persisted"
         statuses = (await fresh.get_signature_statuses([signature])).value
         assert statuses[0] is not None and statuses[0].err is None
+        # The ledger too: the transaction itself is still readable (audit anchors are
+        # verified this way after a restart).
+        landed = (await fresh.get_transaction(signature,
+                                              max_supported_transaction_version=0)).value
+        assert landed is not None and landed.transaction.meta is not None
+        assert landed.transaction.meta.err is None and landed.transaction.meta.fee > 0
+        assert landed.transaction.meta.log_messages
+        assert landed.transaction.transaction.signatures[0] == signature  # type: ignore[union-attr]
         assert (await fresh.get_balance(payer.pubkey())).value > 0
         # The chain keeps working after the restart: the same payer mints again.
         await mint_nft(fresh, payer, Keypair(), owner, "After", "ECE", "ar://r2")
@@ -192,7 +200,7 @@ async def test_periodic_save_survives_a_crash(
     """SIGKILL gives no chance to save at exit: the periodic snapshot must hold the mint."""
     owner = Keypair().pubkey()
     mint = Keypair()
-    await mint_nft(client, payer, mint, owner, "Crash", "ECE", "ar://c")
+    signature = await mint_nft(client, payer, mint, owner, "Crash", "ECE", "ar://c")
     part = platform.part("solana")
     assert part.process is not None and part.process.proc is not None
     await asyncio.sleep(3.0)  # > the 2 s save interval
@@ -203,3 +211,6 @@ async def test_periodic_save_survives_a_crash(
     async with AsyncClient(solana_url, timeout=10) as fresh:
         state = await find_mint(fresh, mint.pubkey(), owner)
         assert state is not None and state.holder == owner
+        landed = (await fresh.get_transaction(signature,
+                                              max_supported_transaction_version=0)).value
+        assert landed is not None, "a transaction saved before the crash stays readable"
