@@ -1,8 +1,9 @@
 """A local-folder :class:`ObjectStore` under ``<data_dir>/objects``.
 
-Atomic writes: the bytes go to a temporary file in the target folder, are
-fsynced, then ``os.replace``-d over the key and the folder is fsynced, so a
-crash leaves either the old object or the new one and never a torn file. File
+Atomic writes (:func:`ece.private_files.write_private`): the bytes go to a
+private temporary file in the target folder, are fsynced, then renamed over the
+key and the folder is fsynced, so a crash leaves either the old object or the new
+one and never a torn file. File
 I/O runs in a worker thread so a 5 MiB write does not stall the event loop.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
@@ -20,6 +20,7 @@ from typing import TypeVar
 from prometheus_client import Counter, Histogram
 
 from api.storage.base import ObjectNotFound, ObjectStore, validate_key
+from ece.private_files import fsync_directory, write_private
 from ece.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -33,17 +34,6 @@ STORAGE_LATENCY = Histogram(
     ["backend", "op"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
-TMP_SUFFIX = ".tmp"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalObjectStore(ObjectStore):
     """Objects as files: key ``cards/<id>/<uuid>`` is ``<root>/cards/<id>/<uuid>``."""
 
@@ -70,23 +60,9 @@ class LocalObjectStore(ObjectStore):
         return result
 
     def _put(self, key: str, data: bytes) -> None:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}{TMP_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+        # Images are encrypted before they get here; still written like every other
+        # private file: 0600 temp file, fsync, rename over the key, fsync the folder.
+        write_private(self.path(key), data, replace=True)
 
     def _get(self, key: str) -> bytes:
         try:
@@ -100,7 +76,7 @@ class LocalObjectStore(ObjectStore):
             path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)
 
     def _list(self, prefix: str) -> list[str]:
         if not self.root.is_dir():
