@@ -21,6 +21,7 @@ from api.auctions.ends import forget_end
 from api.auctions.models import Auction
 from api.audit.chain import AuditContext, record
 from api.cards.ownership import lock_cards, transfer_card
+from api.cards.policy import is_locked
 from api.cards.service import refresh_after_commit
 from api.core.cache import CardCache
 from api.core.uow import UnitOfWork
@@ -91,11 +92,12 @@ async def close_next_due(
 async def _settle(
     uow: UnitOfWork, cache: CardCache, fee_bps: int, auction: Auction
 ) -> Settlement:
-    """Sold (reserve met: pay from the held bid, move the card) or no_sale."""
+    """Sold (reserve met: pay from the held bid, move the card) or no_sale (also when
+    an admin locked the card since the auction started, ``api/cards/policy.py``)."""
     session = uow.session
     card = (await lock_cards(session, [auction.card_id]))[0]
     winner, price = auction.current_bidder_id, auction.current_bid_cents
-    reserve_met = price is not None and (
+    reserve_met = not is_locked(card) and price is not None and (
         auction.reserve_price_cents is None or price >= auction.reserve_price_cents
     )
     fee: int | None = None

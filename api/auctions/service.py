@@ -33,6 +33,7 @@ from api.auctions.schemas import AuctionCreate
 from api.audit.chain import AuditContext, record
 from api.cards.errors import card_is, card_not_owned, card_unavailable, no_such_card
 from api.cards.ownership import lock_cards
+from api.cards.policy import ensure_movable
 from api.cards.service import refresh_after_commit
 from api.core.cache import CardCache
 from api.core.pagination import paginate
@@ -93,6 +94,7 @@ async def create_auction(
         raise card_not_owned()
     if card.status != "available":
         raise card_is(card.status)
+    ensure_movable(card)
     now = await _db_now(session)
     auction = Auction(
         id=uuid.uuid4(),
@@ -198,6 +200,9 @@ async def place_bid(
     if auction.status != "active" or auction.ends_at <= now:
         raise auction_not_active("the auction has ended" if auction.status != "cancelled"
                                  else "the auction was cancelled")
+    # The card after the auction, as in the lock order: a card locked since the
+    # auction started takes no new bids (the closer ends it as no_sale).
+    ensure_movable((await lock_cards(session, [auction.card_id]))[0])
     minimum = minimum_bid(auction)
     if amount_cents < minimum:
         raise bid_too_low(minimum)

@@ -21,6 +21,7 @@ from api.audit.chain import AuditContext, record
 from api.cards.errors import card_is, card_not_owned, card_unavailable, no_such_card
 from api.cards.models import Card
 from api.cards.ownership import lock_cards, transfer_card
+from api.cards.policy import ensure_movable
 from api.cards.service import refresh_after_commit
 from api.core.cache import CardCache
 from api.core.pagination import paginate
@@ -69,6 +70,7 @@ async def create_listing(
         raise card_not_owned()
     if card.status != "available":
         raise card_is(card.status)
+    ensure_movable(card)
     card.status = "listed"
     listing = Listing(
         id=uuid.uuid4(), card_id=card.id, seller_id=seller.id, price_cents=price_cents
@@ -131,6 +133,7 @@ async def purchase(
     if card.owner_id != listing.seller_id or card.status != "listed":
         # Cannot happen while every path follows the lock order; refuse rather than guess.
         raise card_is(card.status)
+    ensure_movable(card)  # locked after it was listed: no sale (api/cards/policy.py)
     price = listing.price_cents
     fee = ledger.fee_for(price, get_settings().fee_bps)
     sale_id = uuid.uuid4()

@@ -24,6 +24,7 @@ from api.audit.chain import AuditContext, record
 from api.cards.errors import card_not_owned, card_unavailable, no_such_card
 from api.cards.models import Card
 from api.cards.ownership import lock_cards, transfer_card
+from api.cards.policy import ensure_movable
 from api.cards.service import refresh_after_commit
 from api.core.cache import CardCache
 from api.core.pagination import paginate
@@ -92,6 +93,8 @@ async def create_offer(
     busy = sorted(str(c.id) for c in cards.values() if c.status != "available")
     if busy:
         raise card_unavailable(f"cards listed or in auction: {', '.join(busy)}")
+    for card_id in wanted:
+        ensure_movable(cards[card_id])
 
     now = datetime.now(UTC)
     offer = TradeOffer(
@@ -232,6 +235,7 @@ async def accept_offer(
             raise card_unavailable(f"card {card.id} changed owner since the offer")
         if card.status != "available":
             raise card_unavailable(f"card {card.id} is {card.status.replace('_', ' ')}")
+        ensure_movable(card)
     for card in cards:
         await transfer_card(session, card, new_owner[card.id], "trade", row.id, None, None)
     row.status = "accepted"
