@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ece.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from tests.support.processes import TestProcess
 
 
 async def drain(key: bytes, batch: int = 1000, timeout: float = 30.0) -> int:  # noqa: ASYNC109
@@ -67,48 +60,12 @@ async def run_writer(w: Writer, pause: float) -> None:
             await session.rollback()
 
 
-class SealerProcess:
+class SealerProcess(TestProcess):
     """``python -m api.workers --only audit`` as a real process (to be SIGKILLed)."""
 
     def __init__(self, settings: Settings, crash_at: str | None = None) -> None:
-        env = dict(os.environ)
-        env.pop("ECE_TEST_CRASH_AT", None)
-        if crash_at:
-            env["ECE_TEST_CRASH_AT"] = crash_at
-        self.log_path = settings.logs_dir / f"test-audit-{uuid.uuid4().hex[:6]}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.workers", "--only", "audit"], env=env, cwd=REPO_ROOT,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    async def wait_exit(self, timeout: float) -> int:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"sealer still running after {timeout}s:\n{self.log()}")
-            await asyncio.sleep(0.05)
-        return int(self.proc.returncode)
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        if not self._log.closed:
-            self._log.close()
+        super().__init__(settings, "api.workers", "--only", "audit", label="audit",
+                         crash_at=crash_at)
 
 
 def seals_of(db: Any, tag: str) -> list[tuple[int, int, int]]:

@@ -6,11 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
-import signal
 import struct
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,8 +14,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ece.settings import REPO_ROOT, Settings
+from ece.settings import Settings
 from tests.support.apitest import Account, unique
+from tests.support.processes import TestProcess
 
 T = TypeVar("T")
 
@@ -181,42 +178,11 @@ async def running_workers(settings: Settings, *names: str) -> AsyncIterator[None
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
 
 
-class WorkerProcess:
+class WorkerProcess(TestProcess):
     """``python -m api.workers.<name>`` as a real process (to be SIGKILLed)."""
 
     def __init__(self, settings: Settings, name: str, crash_at: str | None = None) -> None:
-        env = dict(os.environ)
-        env.pop("ECE_TEST_CRASH_AT", None)
-        if crash_at:
-            env["ECE_TEST_CRASH_AT"] = crash_at
-        self.log_path = settings.logs_dir / f"test-{name}-{uuid.uuid4().hex[:6]}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"api.workers.{name}"], env=env, cwd=REPO_ROOT,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    async def wait_exit(self, timeout: float) -> int:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker still running after {timeout}s:\n{self.log()}")
-            await asyncio.sleep(0.1)
-        return int(self.proc.returncode)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self._log.close()
+        super().__init__(settings, f"api.workers.{name}", label=name, crash_at=crash_at)
 
 
 def execute(db: Any, sql: str, *params: Any) -> None:
