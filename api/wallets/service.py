@@ -15,7 +15,7 @@ Failed wallet logins are audited like failed password logins (the audit event is
 the only write of a failure). A signature that verified but names no linked wallet
 still consumes its challenge, so it cannot be replayed once the wallet is linked.
 Failed links write nothing. Challenges are purged by the housekeeping worker
-(:func:`purge_expired_challenges`, run by ``api.workers.challenge_purger``) an hour
+(:func:`purge_expired_challenges`, run by ``api.workers.purgers``) an hour
 after they expired.
 """
 

@@ -27,7 +27,6 @@ from api.core.logs import configure_logging
 from api.workers import chain_transfers, mint_saga
 from api.workers.auction_closer import AuctionCloser
 from api.workers.audit_sealer import AuditAnchorer, AuditSealer
-from api.workers.challenge_purger import ChallengePurger
 from api.workers.change_feed_worker import ChangeFeedWorker
 from api.workers.heartbeat import (
     HEARTBEAT_TTL_S,
@@ -35,8 +34,8 @@ from api.workers.heartbeat import (
     heartbeat_key,
     heartbeat_value,
 )
-from api.workers.idempotency_purger import IdempotencyPurger
 from api.workers.loop import Worker
+from api.workers.purgers import ChallengePurger, IdempotencyPurger
 from api.workers.trade_expirer import TradeExpirer
 
 log = structlog.get_logger("api.workers")

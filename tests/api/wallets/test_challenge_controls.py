@@ -136,7 +136,7 @@ def test_the_stack_refuses_to_start_the_api_without_a_domain_in_prod() -> None:
 
 
 async def test_expired_challenges_are_purged(app: FastAPI, db: Db) -> None:
-    from api.workers.challenge_purger import ChallengePurger
+    from api.workers.purgers import ChallengePurger
 
     async with fresh_client(app) as c:
         nonces = [(await challenge(c, Keypair()))["nonce"] for _ in range(3)]
