@@ -29,6 +29,8 @@ CAPTURED_TABLES: tuple[str, ...] = (
     "nft_transactions",
     "notifications",
     "audit_events",
+    "watchlists",
+    "price_alerts",
 )
 
 # Columns that must never appear on a topic or in the warehouse.
