@@ -2,8 +2,8 @@
 
 ``(user_id, source_event_id, kind)`` is unique: the pipeline delivers at least once
 and the delivery worker turns that into exactly once per user (one listing may be
-both a ``watched_card_listed`` and a ``price_alert`` for the same user, hence kind). ``seq`` is the user's
-own gap-free counter, taken from ``notification_counters`` in the same
+both a ``watched_card_listed`` and a ``price_alert`` for the same user, hence kind).
+``seq`` is the user's own gap-free counter, taken from ``notification_counters`` in the same
 transaction as the insert: a row lock per *user*, never a global one, so two
 users' notifications are stored in parallel. ``pushed_at`` is the Web Push
 outbox: NULL until the push was sent (or the subscription was found gone), so a
@@ -51,7 +51,8 @@ class Notification(Base):
         CheckConstraint("seq > 0", name="seq_positive"),
         UniqueConstraint("user_id", "source_event_id", "kind"),
         UniqueConstraint("user_id", "seq"),
-        Index("ix_notifications_unpushed", "created_at", postgresql_where=text("pushed_at IS NULL")),
+        Index("ix_notifications_unpushed", "created_at",
+              postgresql_where=text("pushed_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
