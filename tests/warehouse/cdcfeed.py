@@ -61,8 +61,10 @@ class Feed:
         return self._producer
 
     def change(self, table: str, op: str, row: dict[str, Any], *, lsn: int | None = None,
-               tombstone: bool = True) -> int:
-        """Publish one change (and the tombstone after a delete); returns its LSN."""
+               tombstone: bool = True, key_fields: tuple[str, ...] = ("id",)) -> int:
+        """Publish one change (and the tombstone after a delete); returns its LSN.
+
+        ``key_fields``: the table's primary key columns (Debezium's message key)."""
         if lsn is None:
             self.lsn += 8
             lsn = self.lsn
@@ -71,7 +73,7 @@ class Feed:
         value = {"before": before, "after": after, "op": op, "ts_ms": self.ts_ms + 5,
                  "source": {"lsn": lsn, "txId": lsn // 8, "ts_ms": self.ts_ms, "table": table,
                             "schema": "public", "db": "ece", "connector": "postgresql"}}
-        key = json.dumps({"id": row["id"]}).encode()
+        key = json.dumps({name: row[name] for name in key_fields}).encode()
         self.producer.produce(self.topic(table), key=key, value=json.dumps(value).encode())
         if op == "d" and tombstone:
             self.producer.produce(self.topic(table), key=key, value=None)

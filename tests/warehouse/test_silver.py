@@ -64,3 +64,39 @@ def test_silver_users_drops_secrets(lake_settings: Settings, feed: Feed,
     assert "password_hash" not in bronze_cols  # dropped at landing, never stored
     assert build(con, model("silver", "users")) == 1
     assert con.execute("SELECT username FROM ece.silver.users").fetchall() == [("ann",)]
+
+
+def test_silver_watchlists_and_price_alerts_are_the_current_ones(
+        lake_settings: Settings, feed: Feed, landing: LandingConfig) -> None:
+    """Watching, unwatching and watching again; an alert created then deleted."""
+    feed.create_topic("watchlists", 1)
+    feed.create_topic("price_alerts", 1)
+    ann, bob, card_a, card_b = (str(uuid.uuid4()) for _ in range(4))
+    key = ("user_id", "card_id")
+    at = "2026-01-01T00:00:00Z"
+    feed.change("watchlists", "c", {"user_id": ann, "card_id": card_a, "created_at": at},
+                key_fields=key)
+    feed.change("watchlists", "c", {"user_id": ann, "card_id": card_b, "created_at": at},
+                key_fields=key)
+    feed.change("watchlists", "d", {"user_id": ann, "card_id": card_b, "created_at": at},
+                key_fields=key)  # unwatched
+    watch = {"user_id": bob, "card_id": card_b, "created_at": at}
+    lsn = feed.change("watchlists", "c", watch, key_fields=key)
+    feed.change("watchlists", "c", watch, key_fields=key, lsn=lsn)  # landed twice
+    alert_kept, alert_gone = str(uuid.uuid4()), str(uuid.uuid4())
+    alert = {"id": alert_kept, "user_id": ann, "max_price_cents": 1500, "card_id": None,
+             "set_name": "Base Set", "rarity": "rare", "created_at": at}
+    feed.change("price_alerts", "c", alert)
+    feed.change("price_alerts", "c", {**alert, "id": alert_gone})
+    feed.change("price_alerts", "d", {**alert, "id": alert_gone})
+    feed.flush()
+    con = connect(lake_settings)
+    land(con, landing, ["watchlists", "price_alerts"])
+    assert build(con, model("silver", "watchlists")) == 2
+    got = {tuple(map(str, r)) for r in con.execute(
+        "SELECT user_id, card_id FROM ece.silver.watchlists").fetchall()}
+    assert got == {(ann, card_a), (bob, card_b)}
+    assert build(con, model("silver", "price_alerts")) == 1
+    row = con.execute("SELECT CAST(id AS VARCHAR), max_price_cents, card_id, set_name, rarity "
+                      "FROM ece.silver.price_alerts").fetchone()
+    assert row == (alert_kept, 1500, None, "Base Set", "rare")
