@@ -5,6 +5,7 @@ import uuid
 
 from fastapi import APIRouter
 
+from api.core.cache import get_redis
 from api.core.db import SessionDep
 from api.core.problems import problem_responses
 from api.portfolio.schemas import PortfolioOut
@@ -19,4 +20,4 @@ router = APIRouter(tags=["portfolio"])
     responses=problem_responses(404, 422),
 )
 async def get_portfolio(user_id: uuid.UUID, session: SessionDep) -> PortfolioOut:
-    return await portfolio(session, user_id)
+    return await portfolio(session, user_id, get_redis())
