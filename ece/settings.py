@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     )
     siws_uri: str | None = Field(None, description="SIWS URI; default http://<host:port>/api/v1")
     siws_chain_id: str = Field("localnet", description="SIWS chain id shown by wallets")
+    vapid_subject: str = Field(
+        "mailto:ops@ece.local", description="VAPID `sub` claim: how a push service reaches us"
+    )
+    push_ttl_seconds: int = Field(
+        86400, description="Web Push TTL: how long a push service keeps a push for a browser"
+    )
 
     @field_validator("env", mode="before")
     @classmethod

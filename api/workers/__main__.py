@@ -2,8 +2,10 @@
 
 ``auctions`` and ``trades`` poll Postgres; ``mints`` (the NFT mint saga) and
 ``transfers`` (tokens follow card ownership) are woken by the change stream and
-sweep Postgres too. The local stack runs them as two parts, ``workers`` and
-``chain-workers``, so the marketplace never waits for the chain to be up.
+sweep Postgres too; ``notifications`` stores the stream's notifications, rings the
+doorbell and sends Web Push. The local stack runs them as three parts,
+``workers``, ``chain-workers`` and ``delivery``, so the marketplace never waits
+for the chain or the broker to be up.
 
 One process runs the selected workers concurrently on one event loop. SIGTERM or
 SIGINT lets the current transactions finish and exits 0; SIGKILL at any moment is
@@ -35,6 +37,7 @@ from api.workers.heartbeat import (
     heartbeat_value,
 )
 from api.workers.loop import Worker
+from api.workers.notification_delivery import NotificationDelivery
 from api.workers.purgers import ChallengePurger, IdempotencyPurger
 from api.workers.trade_expirer import TradeExpirer
 
@@ -42,7 +45,8 @@ log = structlog.get_logger("api.workers")
 
 PURGE_INTERVAL_S = 300.0  # expired Idempotency-Key rows: housekeeping, not urgent
 
-WORKERS = ("auctions", "trades", "idempotency", "mints", "transfers", "audit", "anchors")
+WORKERS = ("auctions", "trades", "idempotency", "mints", "transfers", "audit", "anchors",
+           "notifications")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,8 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m api.workers",
         description="Run ECE background workers: the auction closer (settles auctions at "
         "their end time), the trade offer expirer, the Idempotency-Key purger, the NFT mint "
-        "saga and the chain transfers that move tokens after sales. Settings come from ECE_* "
-        "variables.",
+        "saga, the chain transfers that move tokens after sales and the notification delivery "
+        "(stores ece.notifications, doorbell, Web Push). Settings come from ECE_* variables.",
     )
     parser.add_argument(
         "--only",
@@ -95,6 +99,8 @@ def build(args: argparse.Namespace) -> list[Worker]:
         workers.append(AuditSealer())
     if "anchors" in args.names:
         workers.append(AuditAnchorer())
+    if "notifications" in args.names:
+        workers.append(NotificationDelivery())
     return workers
 
 

@@ -224,6 +224,12 @@ def _rewrap_platform_keys(settings: Settings, report: RotationReport) -> None:
         report.platform_rewrapped += platform_keys.rewrap(settings)
     except Exception as exc:  # its errors name files and key ids, never key bytes
         report.failures.append(f"platform keys: {type(exc).__name__}: {exc}")
+    from api.notifications import vapid
+
+    try:
+        report.platform_rewrapped += int(vapid.rewrap(settings))
+    except Exception as exc:  # errors name files and key ids, never key bytes
+        report.failures.append(f"vapid key: {type(exc).__name__}: {exc}")
 
 
 async def _sweep(settings: Settings, engine: AsyncEngine, store: ObjectStore, batch: int,

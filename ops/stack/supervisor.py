@@ -27,12 +27,13 @@ PARTS: dict[str, tuple[str, str | None]] = {
     "arweave": ("ops.stack.arweave:Arweave", "ECE_ARWEAVE_URL"),
     "workers": ("ops.stack.workers:Workers", None),
     "chain-workers": ("ops.stack.workers:ChainWorkers", None),
+    "delivery": ("ops.stack.delivery:Delivery", None),
 }
 
 # The order `ece up` starts them in (and the reverse is the stop order).
 DEFAULT_ORDER = (
     "postgres", "redis", "broker", "migrate", "api", "cdc", "flink", "dagster", "solana",
-    "arweave", "workers", "chain-workers",
+    "arweave", "workers", "chain-workers", "delivery",
 )
 
 

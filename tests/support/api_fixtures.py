@@ -7,7 +7,7 @@ The app runs in-process behind ``httpx.ASGITransport``; every test talks HTTP to
 and checks the database directly when it must prove that nothing was written.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -88,3 +88,13 @@ def live_url(platform: Any, api_settings: Settings) -> str:
     """The API under real uvicorn (the stack's way of running it), for racing requests."""
     platform.require("api")
     return str(platform.part("api").url)
+
+
+@pytest.fixture(scope="session")
+def push_service(api_settings: Settings) -> Iterator[Any]:
+    """A real Web Push service (npm web-push-testing) on a free loopback port."""
+    from tests.support.pushservice import PushService
+
+    service = PushService(api_settings.logs_dir / "web-push-testing.log").start()
+    yield service
+    service.stop()
