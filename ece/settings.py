@@ -145,6 +145,7 @@ class Settings(BaseSettings):
     vapid_subject: str = Field(
         "mailto:ops@ece.local", description="VAPID `sub` claim: how a push service reaches us"
     )
+    ws_ping_seconds: float = Field(20.0, gt=0, description="/ws ping interval in seconds")
     push_ttl_seconds: int = Field(
         86400, description="Web Push TTL: how long a push service keeps a push for a browser"
     )

@@ -29,6 +29,7 @@ def _test_environment(data_dir: Path) -> dict[str, str]:
         # Every test client shares 127.0.0.1: keep the per-IP limit out of unrelated tests
         # (the rate-limit tests set their own limits).
         "ECE_RATE_LIMIT_IP": "1000000",
+        "ECE_WS_PING_SECONDS": "3",  # the ping test need not wait the default 20 s
         **free_port_environment(),
     }
 

@@ -23,7 +23,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,14 +41,22 @@ from api.core.metrics import MetricsMiddleware, metrics_endpoint, route_template
 from api.core.problems import PROBLEM_JSON, install_problem_handlers
 from api.ledger.router import router as ledger_router
 from api.market.router import router as market_router
+from api.marketdata.router import router as marketdata_router
 from api.nfts.router import router as nfts_router
+from api.notifications.hub import Hub
+from api.notifications.live import hide_query_tokens
+from api.notifications.live import router as live_router
+from api.notifications.router import router as notifications_router
 from api.portfolio.router import router as portfolio_router
 from api.trades.router import router as trades_router
 from api.users.router import router as users_router
 from api.wallets.router import router as wallets_router
+from api.watchlists.router import router as watchlists_router
 from api.web.body_limit import BodyLimitMiddleware
+from api.web.cache_policy import DefaultCacheControl
 from api.web.idempotency import Replayed, replay_handler
 from api.web.ratelimit import RateLimitMiddleware
+from ece.settings import get_settings
 
 API_PREFIX = "/api/v1"
 DOCS_URL = f"{API_PREFIX}/docs"
@@ -57,6 +65,10 @@ DOCS_ASSETS_URL = f"{API_PREFIX}/docs/assets"
 # Swagger UI and ReDoc bundles, served from the installed ``fastapi-offline`` wheel so
 # the interactive docs work without internet (FastAPI's defaults load them from a CDN).
 DOCS_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
+# The example live client (plain HTML + JS, no build step); its service worker is served
+# from /live/sw.js so that its scope covers the page at /live/.
+LIVE_URL = "/live"
+LIVE_DIR = Path(__file__).parent / "static" / "live"
 log = structlog.get_logger("api.access")
 
 
@@ -102,8 +114,13 @@ class RequestContextMiddleware:
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hide_query_tokens()  # uvicorn logs each WebSocket's query string, /ws?token=... included
+    hub = Hub(get_settings())  # this process's live sockets (/ws): doorbell + sweep
+    await hub.start()
+    app.state.live_hub = hub
     yield
+    await hub.stop()
     await close_redis()
     await dispose_engine()
 
@@ -180,6 +197,16 @@ def _install_docs(app: FastAPI) -> None:
     app.add_api_route(REDOC_URL, redoc, include_in_schema=False)
 
 
+def _install_live_page(app: FastAPI) -> None:
+    """``/live/``: the example client of ``/ws`` and Web Push (``api/web/static/live``)."""
+
+    async def live_page() -> RedirectResponse:
+        return RedirectResponse(f"{LIVE_URL}/", status_code=307)
+
+    app.add_api_route(LIVE_URL, live_page, include_in_schema=False)
+    app.mount(LIVE_URL, StaticFiles(directory=LIVE_DIR, html=True), name="live")
+
+
 def create_app() -> FastAPI:
     """A fresh application (tests build one per settings object)."""
     configure_logging()
@@ -206,18 +233,24 @@ def create_app() -> FastAPI:
     v1.include_router(ledger_router)
     v1.include_router(market_router)
     v1.include_router(portfolio_router)
+    v1.include_router(marketdata_router)
     v1.include_router(audit_router)
     v1.include_router(wallets_router)
     v1.include_router(trades_router)
     v1.include_router(auctions_router)
     v1.include_router(nfts_router)
+    v1.include_router(notifications_router)
+    v1.include_router(watchlists_router)
+    v1.include_router(live_router)
     v1.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(v1)
     app.include_router(health_router, include_in_schema=False)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    _install_live_page(app)
 
     # Last added = outermost: the request id wraps everything, gzip sits innermost.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(DefaultCacheControl)  # credentialed answers: private, no-store
     app.add_middleware(BodyLimitMiddleware)  # 413 past 1 MiB (images 5 MiB), while streaming
     app.add_middleware(RateLimitMiddleware)  # inside metrics: 429s are counted
     app.add_middleware(MetricsMiddleware)

@@ -130,3 +130,15 @@ async def test_bad_input_is_a_problem(client: httpx.AsyncClient) -> None:
                        422, "validation_error")
     assert_problem(await client.get("/market/stats", params={"rarity": "mythic"}),
                    422, "validation_error")
+
+
+async def test_private_answers_are_never_kept_by_shared_caches(
+        client: httpx.AsyncClient, market: dict[str, Any]) -> None:
+    """Somebody's own data says ``private, no-store``; a card keeps ``no-cache`` + ETag."""
+    buyer = market["buyer"]
+    for path in ("/me/balance", "/notifications", "/me/watchlist"):
+        r = await client.get(path, headers=buyer.auth)
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["cache-control"] == "private, no-store", path
+    card = await client.get(f"/cards/{market['sold']}", headers=buyer.auth)
+    assert card.headers["cache-control"] == "no-cache" and card.headers["etag"]
