@@ -1,24 +1,35 @@
-"""Asset checks: exactly-once landing of bronze, and the GE suite of silver.cards.
+"""Asset checks: exactly-once landing of bronze, and a GE suite on every silver/gold table.
 
-The GE outcomes are also written to ``ece.quality.check_results`` so quality is
-queryable next to the data, not only in Dagster's instance.
+One multi-asset check per table, generated from the declarative registry
+(:mod:`quality.registry`): its checks are the suite's expectations, and it depends
+on the tables its rules read, so a refresh runs it after those are rebuilt. Every
+outcome is also written to ``ece.quality.check_results`` (queryable next to the
+data, read by ``ece status``) and GE's Data Docs are rebuilt under
+``<data_dir>/quality/docs``. Failed checks never fail the run: they are reported.
+:data:`ASSET_CHECKS` is everything ``definitions.py`` registers.
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    MetadataValue,
     multi_asset_check,
 )
 
 from ece.contracts.topics import CAPTURED_TABLES
 from orchestration.assets.bronze import bronze_key
 from orchestration.resources import LakeResource
-from quality import results, silver_cards
+from quality import docs, results
+from quality.registry import SUITES
+from quality.runner import validate_table
+from quality.tables import TableSuite
 from warehouse.lake import table_exists
 
 EXACTLY_ONCE = "exactly_once"
@@ -53,35 +64,54 @@ def bronze_exactly_once(context: AssetCheckExecutionContext,
         con.close()
 
 
-SILVER_CARDS = AssetKey(silver_cards.ASSET.split("/"))
+def _quality_check(suite: TableSuite) -> AssetChecksDefinition:
+    """The Dagster check of one table's suite."""
+    asset_key = AssetKey([suite.layer, suite.name])
+    deps = [AssetKey([layer, table]) for layer, table in suite.reads]
+    warn_only = {r.name for r in suite.rules if r.warn_only}
+
+    @multi_asset_check(
+        specs=[AssetCheckSpec(c.name, asset=asset_key, description=c.description,
+                              additional_deps=deps, blocking=False) for c in suite.checks()],
+        name=f"{suite.suite_name}_quality",
+        description=f"great-expectations suite of {suite.table} (quality/registry.py)",
+    )
+    def _check(context: AssetCheckExecutionContext,
+               lake: LakeResource) -> Iterator[AssetCheckResult]:
+        settings = lake.settings()
+        root = docs.root_of(settings)
+        con = lake.cursor()
+        try:
+            run = validate_table(con, suite, {"fee_bps": settings.fee_bps}, root)
+            for outcome in run.outcomes:
+                outcome.details["severity"] = "warn" if outcome.check in warn_only else "error"
+            if run.outcomes:
+                results.record(con, context.run.run_id, suite.asset, run.outcomes)
+        finally:
+            con.close()
+        index = docs.build(root, suite.suite_name) if run.outcomes else None
+        for name, why in run.skipped.items():
+            yield AssetCheckResult(asset_key=asset_key, check_name=name, passed=True,
+                                   metadata={"skipped": why})
+        for outcome in run.outcomes:
+            context.log.info(f"{suite.asset} {outcome.check}: "
+                             f"{'ok' if outcome.success else 'FAILED'} ({outcome.observed_value})")
+            metadata: dict[str, Any] = {"observed_value": outcome.observed_value,
+                        "details": outcome.details_json, "rows": run.rows}
+            if index is not None:
+                metadata["data_docs"] = MetadataValue.path(str(index))
+            yield AssetCheckResult(
+                asset_key=asset_key, check_name=outcome.check, passed=outcome.success,
+                severity=AssetCheckSeverity.WARN if outcome.check in warn_only
+                else AssetCheckSeverity.ERROR,
+                metadata=metadata)
+
+    return _check
 
 
-@multi_asset_check(
-    specs=[AssetCheckSpec(c.name, asset=SILVER_CARDS, description=c.description,
-                          blocking=False) for c in silver_cards.CHECKS],
-    name="silver_cards_quality",
-)
-def silver_cards_quality(context: AssetCheckExecutionContext,
-                         lake: LakeResource) -> Iterator[AssetCheckResult]:
-    """great-expectations suite on silver.cards, recorded in ece.quality.check_results."""
-    con = lake.cursor()
-    try:
-        if not table_exists(con, "silver", "cards"):
-            for c in silver_cards.CHECKS:
-                yield AssetCheckResult(check_name=c.name, passed=True,
-                                       metadata={"skipped": "silver.cards not built yet"})
-            return
-        columns = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in silver_cards.COLUMNS)
-        df = con.execute(f"SELECT {columns} FROM {silver_cards.TABLE}").df()
-        outcomes = silver_cards.validate(df)
-        results.record(con, context.run.run_id, silver_cards.ASSET, outcomes)
-    finally:
-        con.close()
-    for outcome in outcomes:
-        context.log.info(f"{silver_cards.ASSET} {outcome.check}: "
-                         f"{'ok' if outcome.success else 'FAILED'} ({outcome.observed_value})")
-        yield AssetCheckResult(
-            check_name=outcome.check, passed=outcome.success,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"observed_value": outcome.observed_value,
-                      "details": outcome.details_json, "rows": len(df)})
+QUALITY_CHECKS: list[AssetChecksDefinition] = [_quality_check(s) for s in SUITES]
+_BY_NAME = {c.node_def.name: c for c in QUALITY_CHECKS}
+# The historical name (definitions.py and tests import it): the suite of silver.cards.
+silver_cards_quality = _BY_NAME["silver_cards_quality"]
+
+ASSET_CHECKS: list[AssetChecksDefinition] = [bronze_exactly_once, *QUALITY_CHECKS]

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 # GE logs every function it registers at INFO while importing: noise in run logs.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+DOCS_SITE = "ece"
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,37 @@ class CheckOutcome:
         return json.dumps(self.details, default=str, sort_keys=True)
 
 
-@lru_cache(maxsize=1)
-def _context() -> Any:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+@lru_cache(maxsize=8)
+def context_for(root: str | None = None) -> Any:
+    """GE's context: ephemeral, plus (with ``root``) results and Data Docs on disk.
 
-    context = gx.get_context(mode="ephemeral")
+    Suites and validation definitions stay in memory (they are rebuilt from the
+    registry every run); only validation results go to ``<root>/validations`` so
+    that Data Docs (``<root>/docs``) list every suite's runs across processes.
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    if root is None:
+        context = gx.get_context(mode="ephemeral")
+    else:
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+            progress_bars=ProgressBarsConfig(globally=False))
+        config.stores["validation_results_store"] = {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": f"{root}/validations"}}
+        config.data_docs_sites = {DOCS_SITE: {
+            "class_name": "SiteBuilder", "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": f"{root}/docs"},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}}
+        context = gx.get_context(mode="ephemeral", project_config=config)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
 
@@ -68,11 +95,15 @@ def _observed(result: dict[str, Any]) -> str:
     return ""
 
 
-def run(suite_name: str, df: pd.DataFrame, checks: Sequence[Check]) -> list[CheckOutcome]:
-    """Validate ``df`` against ``checks``; one outcome per check, in order."""
+def run(suite_name: str, df: pd.DataFrame, checks: Sequence[Check],
+        root: Path | None = None) -> list[CheckOutcome]:
+    """Validate ``df`` against ``checks``; one outcome per check, in order.
+
+    With ``root`` the result is also stored for Data Docs (:mod:`quality.docs`).
+    """
     import great_expectations as gx
 
-    context = _context()
+    context = context_for(str(root) if root is not None else None)
     # A fresh data source/suite per call keeps runs independent in the shared context.
     with contextlib.suppress(Exception):  # absent on the first run
         context.data_sources.delete(suite_name)
@@ -82,8 +113,16 @@ def run(suite_name: str, df: pd.DataFrame, checks: Sequence[Check]) -> list[Chec
     suite = gx.ExpectationSuite(name=suite_name)
     for check in checks:
         suite.add_expectation(check.build(gx.expectations))
-    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(suite)
+    if root is None:
+        result = batch_def.get_batch(batch_parameters={"dataframe": df}).validate(suite)
+    else:
+        for store in (context.validation_definitions, context.suites):
+            with contextlib.suppress(Exception):  # absent on the first run
+                store.delete(suite_name)
+        suite = context.suites.add(suite)
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite_name, data=batch_def, suite=suite))
+        result = definition.run(batch_parameters={"dataframe": df})
     outcomes = []
     for check, item in zip(checks, result.results, strict=True):
         details = {k: v for k, v in dict(item.result).items()

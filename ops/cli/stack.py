@@ -170,6 +170,12 @@ def status() -> None:
         ok, detail = _chain_agreement()
         all_ok &= ok
         table.add_row("chain reconciliation", "[green]yes" if ok else "[red]no", detail, "", "")
+    if "postgres" in healthy:
+        from quality.status import lake_summary
+
+        ok, detail = lake_summary(settings)  # latest verdict of every quality check
+        all_ok &= ok
+        table.add_row("data quality", "[green]yes" if ok else "[red]no", detail, "", "")
     Console().print(table)
     if supervised.get("stopped_reason") and not supervised.get("supervisor_pid"):
         Console().print(f"last `ece up` ended: {supervised['stopped_reason']}")

@@ -139,3 +139,66 @@ def test_new_epoch_starts_at_offset_zero(lake_settings: Settings, feed: Feed,
     progress = dict(con.execute(
         "SELECT epoch, sum(next_offset) FROM ece.bronze._offsets GROUP BY ALL").fetchall())
     assert progress[epoch2] == 3
+
+
+def _dead_letters(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
+    """Every letter on the DLQ topic, read from offset 0 (no group: the broker's
+    high watermark is unreliable, so read until ``expected`` arrived or 15 s)."""
+    import json
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dlq-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        letters: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while len(letters) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                letters.append({"_key": msg.key().decode(), **json.loads(msg.value())})
+        return letters
+    finally:
+        consumer.close()
+
+
+def test_invalid_messages_go_to_the_dlq_before_the_offsets_move(
+        lake_settings: Settings, feed: Feed, landing: LandingConfig) -> None:
+    from ece.contracts.topics import dlq_topic
+
+    feed.create_topic("cards", 1)
+    good = str(uuid.uuid4())
+    feed.change("cards", "c", card_row(good, 1))
+    topic = feed.topic("cards")
+    feed.producer.produce(topic, key=b'{"id":"x"}', value=b"not json at all")
+    feed.producer.produce(topic, key=b'{"id":"y"}', value=b'{"op":"x"}')  # JSON, not Debezium
+    feed.change("cards", "u", card_row(good, 2))
+    feed.flush()
+    dlq = dlq_topic(lake_settings.topic_prefix)
+    seen_at_commit: list[int] = []
+
+    def before_commit(_topic: str, _rows: int) -> None:
+        # the lake transaction is still open: the letters must already be on the DLQ
+        seen_at_commit.append(len(_dead_letters(lake_settings.kafka_bootstrap, dlq, 2)))
+
+    con = connect(lake_settings)
+    report = land(con, landing, ["cards"], before_commit=before_commit)[0]
+    assert report.landed == 2 and report.invalid == 2  # still counted
+    assert seen_at_commit and seen_at_commit[0] == 2
+    letters = _dead_letters(lake_settings.kafka_bootstrap, dlq, 2)
+    assert len(letters) == 2
+    by_offset = {letter["offset"]: letter for letter in letters}
+    assert set(by_offset) == {1, 2}
+    first = by_offset[1]
+    assert first["_key"] == topic and first["source_topic"] == topic
+    assert first["partition"] == 0 and first["key"] == '{"id":"x"}'
+    assert first["value"] == "not json at all" and first["payload"] == "not json at all"
+    assert first["reason"] == "invalid" and first["job"] == "bronze"
+    assert first["error"] and first["at"].endswith("Z")
+    assert by_offset[2]["value"] == '{"op":"x"}' and "op" in by_offset[2]["error"]
+    # the offsets moved past them: a second run neither lands nor dead-letters again
+    again = land(con, landing, ["cards"])[0]
+    assert again.landed == 0 and again.invalid == 0
+    assert len(_dead_letters(lake_settings.kafka_bootstrap, dlq, 3)) == 2

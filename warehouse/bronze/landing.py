@@ -6,7 +6,9 @@ offsets would commit apart from the data), fetch a bounded batch, then in ONE
 DuckLake transaction re-check the offsets, add any new columns, insert the rows
 and write the new offsets. A crash before COMMIT leaves neither rows nor
 progress; a lander that lost a race to a concurrent one fails its commit, re-reads
-the offsets and goes on from there.
+the offsets and goes on from there. An invalid message is produced to ``ece.dlq``
+(:mod:`warehouse.bronze.dead_letters`) and flushed before the transaction that
+moves the offsets past it commits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ece.contracts.topics import CAPTURED_TABLES, EXCLUDED_COLUMNS, cdc_topic
 from ece.kafka import epoch_of
 from ece.retry import backoff_delay, retry_call
 from warehouse.bronze import offsets
+from warehouse.bronze.dead_letters import DeadLetters
 from warehouse.bronze.envelope import META_COLUMNS, ChangeRow, InvalidMessage, parse
 from warehouse.lake import is_conflict, table_columns, table_exists
 
@@ -197,8 +200,10 @@ def _behind(consumer: Consumer, topic: str, partitions: list[int], state: offset
 
 def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
                config: LandingConfig, progress: Progress,
-               before_commit: BeforeCommit | None = None) -> TopicReport:
+               before_commit: BeforeCommit | None = None,
+               dead_letters: DeadLetters | None = None) -> TopicReport:
     """Land everything new on one table's topic, in bounded batches."""
+    letters = dead_letters or DeadLetters(config.bootstrap, config.prefix)
     topic = cdc_topic(table, config.prefix)
     report = TopicReport(table=table, topic=topic)
     started = time.monotonic()
@@ -257,9 +262,13 @@ def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
                     rows.append((parse(msg.key(), value, exclude), msg))
                 except InvalidMessage as exc:
                     invalid += 1
-                    progress(f"{topic}[{msg.partition()}]@{msg.offset()}: skipped, {exc}")
+                    letters.send(msg, str(exc))
+                    progress(f"{topic}[{msg.partition()}]@{msg.offset()}: to "
+                             f"{letters.topic}, {exc}")
             if not new_positions:
                 continue
+            if invalid:  # at least once: the letters are acknowledged before the offsets move
+                letters.flush()
             if drained:  # mark every partition, also those without messages in this batch
                 new_positions = {**positions, **new_positions}
             try:
@@ -300,10 +309,11 @@ def land(con: duckdb.DuckDBPyConnection, config: LandingConfig,
     say = progress or (lambda _msg: None)
     offsets.ensure_table(con)
     consumer = _consumer(config)
+    letters = DeadLetters(config.bootstrap, config.prefix)
     try:
         reports = []
         for table in tables:
-            report = land_topic(con, consumer, table, config, say, before_commit)
+            report = land_topic(con, consumer, table, config, say, before_commit, letters)
             if report.skipped and report.skipped != NO_TOPIC:
                 say(f"{report.topic}: skipped ({report.skipped})")
             elif report.landed or report.tombstones:
