@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+# Why a record is here: ``malformed`` (could not be parsed or checked) or ``late`` (a
+# sale more than 10 minutes behind its card's watermark in ``market_stats``).
+REASONS = ("malformed", "late")
 
-def dlq_value(source_topic: str, pipeline: str, payload: str | None, error: str) -> str:
+
+def dlq_value(source_topic: str, pipeline: str, payload: str | None, error: str,
+              reason: str | None = "malformed") -> str:
     """The record's value (JSON); its key is ``source_topic``."""
     return json.dumps(
         {
             "source_topic": source_topic,
             "pipeline": pipeline,
             "error": error,
+            "reason": reason,
             "payload": payload,
             "failed_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         },

@@ -24,6 +24,13 @@ DAY_MS = 24 * 60 * 60 * 1000
 READY_KEY = f"{PREFIX}ready"
 READY_TTL_S = 30
 
+# Who built the hot set: ``<rebuild generation>:<broker epoch>`` of the writer that
+# claimed it. A writer that starts a new generation or epoch (re-reading its topics
+# from the beginning) wipes every ``ece:md:*`` key and claims it; one that resumes
+# refreshes READY_KEY only while its claim is still there (a wiped or replaced
+# Redis loses it, and the hot set stays "not ready" until ``ece rebuild-cache``).
+GENERATION_KEY = f"{PREFIX}generation"
+
 LEADERBOARD_KINDS = ("traders", "collectors")
 
 

@@ -13,6 +13,7 @@ from ops.cli.backup import backup_app
 from ops.cli.chain import chain_app
 from ops.cli.demo import demo
 from ops.cli.keys import keys_app
+from ops.cli.rebuild import rebuild_cache
 from ops.cli.topics import topics_app
 from ops.cli.warehouse import warehouse_app
 
@@ -21,6 +22,7 @@ app.command()(stack.up)
 app.command()(stack.down)
 app.command()(stack.status)
 app.command()(demo)
+app.command("rebuild-cache")(rebuild_cache)
 app.add_typer(admin_app, name="admin", help="Administer users.")
 app.add_typer(topics_app, name="topics", help="List and follow the Kafka topics.")
 app.add_typer(warehouse_app, name="warehouse", help="Query and refresh the lakehouse.")
