@@ -17,6 +17,10 @@ from streaming.jobs.runtime import JobContext
 PIPELINES: dict[str, str] = {
     "card_cache": "streaming.jobs.card_cache",
     "chain_reconciliation": "streaming.jobs.chain_reconciliation",
+    "market_activity": "streaming.jobs.market_activity",
+    "notifications": "streaming.jobs.notifications",
+    "market_stats": "streaming.jobs.market_stats",
+    "market_data": "streaming.jobs.market_data",
 }
 
 
