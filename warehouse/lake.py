@@ -133,6 +133,18 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(row and row[0])
 
 
+def lake_tables(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """Every (schema, table) of the lake, in one catalog listing.
+
+    ``duckdb_tables()`` lists every attached catalog, the DuckLake's PostgreSQL
+    metadata database included, so each call costs tens of milliseconds: a step
+    that needs several tables asks once.
+    """
+    rows = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                       "WHERE database_name = ?", [ALIAS]).fetchall()
+    return {(str(r[0]), str(r[1])) for r in rows}
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
     rows = con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "

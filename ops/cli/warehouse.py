@@ -1,4 +1,4 @@
-"""``ece warehouse``: refresh the lakehouse, query it, open a DuckDB shell on it.
+"""``ece warehouse``: refresh and backfill the lakehouse, query it, open a DuckDB shell on it.
 
 Dagster, DuckDB and GE are imported inside the commands: ``ece`` mounts this app
 at start-up and must stay fast for every other subcommand.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 import time
 from datetime import date, datetime
 from decimal import Decimal
@@ -31,72 +32,168 @@ def _dagster_home(settings: Settings) -> Path:
     return settings.data_dir / "dagster"
 
 
+def _instance(settings: Settings, record: bool) -> Any:
+    """The local Dagster instance when it exists (runs show in the UI), else an ephemeral one."""
+    from dagster import DagsterInstance
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the instance's schema stamps
+    home = _dagster_home(settings)
+    if record and (home / "dagster.yaml").exists():
+        os.environ.setdefault("DAGSTER_HOME", str(home))  # read by Dagster itself
+        return DagsterInstance.from_config(str(home))
+    return DagsterInstance.ephemeral()
+
+
+_PROGRESS = {"loggers": {"progress": {"config": {"log_level": "INFO"}}}}
+
+
 @warehouse_app.command()
 def refresh(
     land_only: bool = typer.Option(False, "--land-only", help="only land new CDC events"),
+    checks: bool = typer.Option(
+        False, "--checks/--no-checks",
+        help="also run every quality suite (as the sensor's runs do; slower)"),
     record: bool = typer.Option(
         True, "--record/--no-record",
         help="record the run in the local Dagster instance (visible in the UI) when it exists"),
 ) -> None:
-    """Land every new change event, rebuild silver/gold and run the checks, now.
+    """Land every new change event, rebuild silver and today's gold partitions, now.
 
-    The same job the sensor and the schedule run, executed in this process. Safe
-    while the Dagster daemon runs: DuckLake takes concurrent writers and the landing
-    detects a concurrent lander at commit (no event is landed twice).
+    The same steps as the assets the sensor and the schedule run, in this process on
+    one lake connection (orchestration/quick.py), each recorded in the Dagster
+    instance; silver tables whose bronze inputs did not change are kept. The quality
+    suites run in the daemon's refresh runs, or here with ``--checks`` (which runs
+    the Dagster refresh job itself). Safe while the Dagster daemon runs: DuckLake
+    takes concurrent writers, the landing detects a concurrent lander at commit (no
+    event is landed twice) and a gold partition is replaced under the mart's lock.
     """
-    from dagster import DagsterInstance
+    from orchestration.assets.gold_partitions import today
 
-    from orchestration.definitions import build_definitions
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # the instance's schema stamps
     settings = get_settings()
     started = time.monotonic()
-    home = _dagster_home(settings)
-    if record and (home / "dagster.yaml").exists():
-        os.environ.setdefault("DAGSTER_HOME", str(home))  # read by Dagster itself
-        instance = DagsterInstance.from_config(str(home))
-    else:
-        instance = DagsterInstance.ephemeral()
-    job = build_definitions().resolve_job_def("land_bronze" if land_only else "refresh")
-    console.print(f"[bold]refresh[/] {job.name}: lake {settings.lake_catalog}, "
-                  f"broker {settings.kafka_bootstrap}")
-    with instance:
+    day = today()
+    console.print(f"[bold]refresh[/]{'' if land_only else f' (gold partition {day})'}: "
+                  f"lake {settings.lake_catalog}, broker {settings.kafka_bootstrap}")
+    if checks:
+        from orchestration.definitions import build_definitions
+
+        job = build_definitions().resolve_job_def("land_bronze" if land_only else "refresh")
+        with _instance(settings, record) as instance:
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False, run_config=_PROGRESS,
+                partition_key=None if land_only else day.isoformat(),
+                tags={"ece/trigger": "cli"})
+            _print_summary(result, time.monotonic() - started)
+        if not result.success:
+            raise typer.Exit(1)
+        return
+    from orchestration import quick
+
+    def say(message: str) -> None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    refreshed = quick.refresh(settings, day, say, land_only=land_only)
+    if record and (_dagster_home(settings) / "dagster.yaml").exists():
+        with _instance(settings, record) as instance:
+            quick.record(instance, refreshed)
+    _print_table("refresh succeeded", time.monotonic() - started,
+                 [(s.key.to_user_string(), s.metadata) for s in refreshed.steps], [])
+
+
+def _day(value: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        console.print(f"[red]error:[/] {flag} {escape(value)} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
+
+
+@warehouse_app.command()
+def backfill(
+    from_: str = typer.Option(..., "--from", help="first UTC date to rebuild (YYYY-MM-DD)"),
+    to: str = typer.Option(..., "--to", help="last UTC date to rebuild, at most today"),
+    record: bool = typer.Option(
+        True, "--record/--no-record",
+        help="record the run in the local Dagster instance (visible in the UI) when it exists"),
+) -> None:
+    """Rebuild the gold marts' daily partitions from --from to --to, one line per date and mart.
+
+    One Dagster run over the partition range (what a backfill from the UI runs):
+    each date of each mart is replaced in its own lake transaction, so it can run
+    beside the daemon, a killed backfill keeps the dates it finished, and a rerun
+    gives the same rows. Exit 2 for a reversed range, one in the future or one over
+    two years.
+    """
+    from orchestration.assets.gold_partitions import today
+    from orchestration.backfill import BadRange, check_range, range_tags
+
+    start, end = _day(from_, "--from"), _day(to, "--to")
+    try:
+        count = check_range(start, end, today())
+    except BadRange as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    from orchestration.definitions import build_definitions
+
+    settings = get_settings()
+    started = time.monotonic()
+    job = build_definitions().resolve_job_def("gold_daily")
+    console.print(f"[bold]backfill[/] gold {start} .. {end} ({count} days): "
+                  f"lake {settings.lake_catalog}")
+    with _instance(settings, record) as instance:
         result = job.execute_in_process(
-            instance=instance, raise_on_error=False,
-            run_config={"loggers": {"progress": {"config": {"log_level": "INFO"}}}},
-            tags={"ece/trigger": "cli"})
-    _print_summary(result, time.monotonic() - started)
+            instance=instance, raise_on_error=False, run_config=_PROGRESS,
+            tags={**range_tags(start, end), "ece/trigger": "cli-backfill"})
+        _print_summary(result, time.monotonic() - started, what="backfill")
     if not result.success:
         raise typer.Exit(1)
 
 
-def _print_summary(result: Any, seconds: float) -> None:
+def _meta(metadata: Any) -> dict[str, Any]:
+    return {k: getattr(v, "value", v) for k, v in metadata.items()}
+
+
+def _print_summary(result: Any, seconds: float, what: str = "refresh") -> None:
+    """The table of a Dagster run's materializations and check outcomes."""
+    materialized = []
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        materialized.append((mat.asset_key.to_user_string(), _meta(mat.metadata)))
+    checks = [(f"{c.asset_key.to_user_string()}:{c.check_name}", c.passed, _meta(c.metadata))
+              for c in result.get_asset_check_evaluations()]
+    _print_table(f"{what} {'succeeded' if result.success else 'FAILED'}", seconds,
+                 materialized, checks)
+
+
+def _print_table(title: str, seconds: float, materialized: list[tuple[str, dict[str, Any]]],
+                 checks: list[tuple[str, bool, dict[str, Any]]]) -> None:
     from warehouse.bronze.landing import NO_TOPIC
 
-    table = Table(title=f"refresh {'succeeded' if result.success else 'FAILED'} "
-                        f"in {seconds:.1f}s", show_lines=False)
+    table = Table(title=f"{title} in {seconds:.1f}s", show_lines=False)
     for col in ("asset", "result", "detail"):
         table.add_column(col)
     no_topic = []
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    for key, meta in materialized:
         if meta.get("skipped") == NO_TOPIC:
-            no_topic.append(mat.asset_key.path[-1])
+            no_topic.append(key.split("/")[-1])
             continue
         if meta.get("skipped") not in (None, "no"):
             detail, outcome = str(meta["skipped"]), "skipped"
         elif "rows_landed" in meta:
             detail, outcome = f"+{meta['rows_landed']} rows", "landed"
+        elif "days" in meta:
+            detail, outcome = (f"{meta.get('rows', '?')} rows, {meta['days']} days "
+                               f"({meta.get('first_day')} .. {meta.get('last_day')})", "built")
+        elif meta.get("inputs_unchanged"):
+            detail, outcome = f"{meta.get('rows', '?')} rows", "unchanged"
         else:
             detail, outcome = f"{meta.get('rows', '?')} rows", "built"
-        table.add_row(mat.asset_key.to_user_string(), outcome, detail)
-    for check in result.get_asset_check_evaluations():
-        meta = {k: getattr(v, "value", v) for k, v in check.metadata.items()}
+        table.add_row(key, outcome, detail)
+    for name, passed, meta in checks:
         if "skipped" in meta:
             continue
-        table.add_row(f"{check.asset_key.to_user_string()}:{check.check_name}",
-                      "[green]pass[/]" if check.passed else "[red]FAIL[/]",
+        table.add_row(name, "[green]pass[/]" if passed else "[red]FAIL[/]",
                       str(meta.get("observed_value", meta.get("duplicates", ""))))
     console.print(table)
     if no_topic:

@@ -1,14 +1,21 @@
-"""Silver and gold assets, one per ``warehouse/<layer>/<table>.sql`` file.
+"""Silver (and unpartitioned gold) assets, one per ``warehouse/<layer>/<table>.sql`` file.
 
 Upstream assets are read from the SQL's ``ece.<layer>.<table>`` references, so
-the lineage graph in the UI is exactly what the SQL reads.
+the lineage graph in the UI is exactly what the SQL reads. Daily gold marts are
+in :mod:`orchestration.assets.gold_partitions`; ``LAYER_ASSETS`` holds both.
+
+A silver table is rebuilt whole, but only when its inputs changed: the build
+records the lake snapshot of its bronze inputs (:mod:`warehouse.builds`), so a
+refresh after a delta on three topics rebuilds only the tables reading them.
 """
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
 
+from orchestration.assets.gold_partitions import GOLD_ASSETS
 from orchestration.resources import LakeResource
-from warehouse.lake import table_exists
-from warehouse.sql import LAYERS, SqlModel, build, models
+from warehouse import steps
+from warehouse.partitions import is_partitioned
+from warehouse.sql import LAYERS, SqlModel, models
 
 
 def _asset_for(sql_model: SqlModel) -> AssetsDefinition:
@@ -21,21 +28,15 @@ def _asset_for(sql_model: SqlModel) -> AssetsDefinition:
     def _build(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         con = lake.cursor()
         try:
-            missing = [f"ece.{layer}.{table}" for layer, table in sql_model.upstream
-                       if not table_exists(con, layer, table)]
-            if missing:
-                # Nothing landed yet (fresh platform): not an error, just nothing to build.
-                context.log.info(f"{sql_model.table}: skipped, {', '.join(missing)} not yet landed")
-                return MaterializeResult(metadata={"skipped": f"missing {', '.join(missing)}"})
-            rows = build(con, sql_model)
+            metadata = steps.silver(con, sql_model, context.log.info)
         finally:
             con.close()
-        context.log.info(f"{sql_model.table}: {rows} rows")
-        return MaterializeResult(metadata={"rows": rows, "skipped": "no"})
+        return MaterializeResult(metadata=metadata)
 
     return _build
 
 
-LAYER_ASSETS: list[AssetsDefinition] = [
-    _asset_for(m) for layer in LAYERS for m in models(layer)
+UNPARTITIONED_ASSETS: list[AssetsDefinition] = [
+    _asset_for(m) for layer in LAYERS for m in models(layer) if not is_partitioned(m)
 ]
+LAYER_ASSETS: list[AssetsDefinition] = [*UNPARTITIONED_ASSETS, *GOLD_ASSETS]

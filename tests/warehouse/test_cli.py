@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 from cdcfeed import Feed, card_row
 from typer.testing import CliRunner
 
@@ -22,6 +23,9 @@ def test_refresh_then_sql_and_shell(lake_settings: Settings, feed: Feed) -> None
     refreshed = runner.invoke(warehouse_app, ["refresh", "--no-record"])
     assert refreshed.exit_code == 0, refreshed.output
     assert "silver/cards" in refreshed.output and "+5 rows" in refreshed.output
+    again = runner.invoke(warehouse_app, ["refresh", "--no-record"])
+    assert again.exit_code == 0, again.output
+    assert "unchanged" in again.output  # nothing landed: silver.cards kept as it was
 
     result = runner.invoke(warehouse_app, [
         "sql", "SELECT set_name, count(*) AS n FROM silver.cards GROUP BY ALL"])
@@ -39,3 +43,29 @@ def test_refresh_then_sql_and_shell(lake_settings: Settings, feed: Feed) -> None
         text=True, timeout=60, cwd=REPO_ROOT)
     assert shell.returncode == 0, shell.stderr
     assert "rows=5" in shell.stdout
+
+
+def test_refresh_records_in_the_dagster_instance(lake_settings: Settings, feed: Feed,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process refresh shows in the UI like a run: materializations in the instance."""
+    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+
+    from ops.stack.dagster import write_instance
+
+    home = write_instance(lake_settings)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the CLI sets it for Dagster otherwise
+    feed.create_topic("cards")
+    for i in range(3):
+        feed.change("cards", "c", card_row(str(uuid.uuid4()), i + 1))
+    feed.flush()
+    refreshed = CliRunner().invoke(warehouse_app, ["refresh"])
+    assert refreshed.exit_code == 0, refreshed.output
+    with DagsterInstance.from_config(str(home)) as instance:
+        for key in (["bronze", "cards"], ["silver", "cards"]):
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=AssetKey(key)), limit=5).records
+            assert len(records) == 1, key
+        bronze = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(["bronze", "cards"])), limit=1).records[0]
+        meta = bronze.asset_materialization.metadata  # type: ignore[union-attr]
+        assert meta["rows_landed"].value == 3

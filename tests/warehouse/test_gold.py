@@ -1,7 +1,8 @@
 """Silver market tables and gold marts from hand-computed CDC events.
 
 Two UTC days of activity are produced into the real broker as Debezium
-envelopes, landed into bronze, and silver + gold are rebuilt from the SQL files;
+envelopes, landed into bronze, and silver + gold (every daily partition up to
+today, in one range) are rebuilt from the SQL files;
 every number asserted below was computed by hand from the events.
 """
 
@@ -15,8 +16,10 @@ import duckdb
 from cdcfeed import Feed, card_row
 
 from ece.settings import Settings
+from orchestration.assets.gold_partitions import GOLD_START
 from warehouse.bronze import LandingConfig, land
 from warehouse.lake import connect, table_exists
+from warehouse.partitions import build_days
 from warehouse.sql import build, models
 
 TABLES = ("cards", "listings", "sales", "bids", "auctions", "trade_offers", "card_history",
@@ -28,14 +31,18 @@ def _id() -> str:
     return str(uuid.uuid4())
 
 
-def _rebuild(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Build every silver then gold model whose inputs exist (as the Dagster assets do)."""
+def _rebuild(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
+    """Build every silver model, then every gold partition from the first to today,
+    whose inputs exist (as the Dagster assets and a backfill do)."""
     built = set()
-    for layer in ("silver", "gold"):
-        for m in models(layer):
-            if all(table_exists(con, lay, tab) for lay, tab in m.upstream):
-                build(con, m)
-                built.add(m.table)
+    for m in models("silver"):
+        if all(table_exists(con, lay, tab) for lay, tab in m.upstream):
+            build(con, m)
+            built.add(m.table)
+    for m in models("gold"):
+        if all(table_exists(con, lay, tab) for lay, tab in m.upstream):
+            build_days(con, m, GOLD_START, datetime.now(UTC).date(), catalog)
+            built.add(m.table)
     return built
 
 
@@ -145,7 +152,7 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
 
     con = connect(lake_settings)
     land(con, landing, list(TABLES))
-    built = _rebuild(con)
+    built = _rebuild(con, lake_settings.lake_catalog)
     assert {"ece.gold.daily_market_summary", "ece.gold.card_price_daily",
             "ece.gold.user_activity_daily", "ece.gold.financial_report_daily",
             "ece.gold.market_trends", "ece.gold.portfolio_value_daily",
@@ -236,6 +243,6 @@ def test_gold_marts_from_two_days_of_events(lake_settings: Settings, feed: Feed,
                                         "amount_cents": 1, "created_at": "2026-03-02T07:00:00Z"})
     feed.flush()
     land(con, landing, ["ledger_entries"])
-    _rebuild(con)
+    _rebuild(con, lake_settings.lake_catalog)
     assert _rows(con, report) == [(D0, 900, 45, 0, True), (D1, 6000, 300, 10_000, True),
                                   (D2, 9100, 455, 501, False)]

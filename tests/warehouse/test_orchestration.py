@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from cdcfeed import Feed, card_row
 from dagster import (
+    AssetMaterialization,
     DagsterInstance,
     Definitions,
     RunRequest,
@@ -19,7 +21,7 @@ from orchestration.assets.bronze import bronze_landing
 from orchestration.assets.layers import LAYER_ASSETS
 from orchestration.checks import bronze_exactly_once, silver_cards_quality
 from orchestration.resources import resources_for
-from orchestration.sensors import cdc_events_sensor
+from orchestration.sensors import WITNESS, cdc_events_sensor
 from warehouse.lake import connect
 
 
@@ -30,7 +32,9 @@ def test_definitions_load(lake_settings: Settings) -> None:
     Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"bronze/cards", "bronze/users", "silver/cards", "silver/users"} <= keys
+    assert {"gold/daily_market_summary", "gold/portfolio_value_daily"} <= keys
     assert defs.resolve_job_def("refresh") and defs.resolve_job_def("land_bronze")
+    assert defs.resolve_job_def("gold_daily")
     assert defs.resolve_sensor_def("cdc_events_sensor")
     assert defs.resolve_schedule_def("nightly_refresh")
 
@@ -45,7 +49,8 @@ def test_materialize_with_failing_quality(lake_settings: Settings, feed: Feed) -
     instance = DagsterInstance.ephemeral()
     resources = resources_for(lake_settings)
     result = materialize([bronze_landing, *LAYER_ASSETS, bronze_exactly_once,
-                          silver_cards_quality], resources=resources, instance=instance)
+                          silver_cards_quality], resources=resources, instance=instance,
+                         partition_key=datetime.now(UTC).date().isoformat())
     assert result.success  # failed checks are reported, they do not fail the run
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed
               for e in result.get_asset_check_evaluations()}
@@ -76,6 +81,9 @@ def test_sensor_asks_only_when_events_wait(lake_settings: Settings, feed: Feed) 
         context = build_sensor_context(instance=instance, resources=resources)
         return cdc_events_sensor(context)  # type: ignore[return-value]
 
+    # today's gold partitions just built: only waiting events make it ask
+    instance.report_runless_asset_event(
+        AssetMaterialization(WITNESS, partition=datetime.now(UTC).date().isoformat()))
     assert isinstance(evaluate(), SkipReason)
     feed.create_topic("cards", 1)
     for i in range(30):

@@ -16,7 +16,6 @@ value, reason, job, at``), so every consumer of either shape can read it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Message, Producer
@@ -39,16 +38,9 @@ def letter(msg: Message, error: str, reason: str = INVALID) -> dict[str, Any]:
     """The DLQ value of one unprocessable message, as a dict."""
     topic = str(msg.topic())
     value = _text(msg.value())
-    record: dict[str, Any] = json.loads(dlq_value(topic, JOB, value, error))
-    record.update({
-        "partition": msg.partition(),
-        "offset": msg.offset(),
-        "key": _text(msg.key()),
-        "value": value,
-        "reason": reason,
-        "job": JOB,
-        "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-    })
+    record: dict[str, Any] = json.loads(dlq_value(
+        topic, JOB, value, error, reason, partition=msg.partition(), offset=msg.offset(),
+        key=_text(msg.key())))
     return record
 
 

@@ -2,8 +2,8 @@
 --
 -- OHLC over ece.silver.sales: open = the day's first sale price, close = the
 -- last (by created_at, ties by sale id), high/low = max/min; sales = count,
--- volume_cents = sum of prices.
-CREATE OR REPLACE TABLE ece.gold.card_price_daily AS
+-- volume_cents = sum of prices. Partitioned by date: one partition reads only
+-- that day's sales.
 SELECT
     card_id,
     CAST(timezone('UTC', created_at) AS DATE)              AS date,
@@ -14,6 +14,7 @@ SELECT
     count(*)                                               AS sales,
     CAST(sum(price_cents) AS BIGINT)                       AS volume_cents
 FROM ece.silver.sales
-WHERE card_id IS NOT NULL AND created_at IS NOT NULL AND price_cents IS NOT NULL
+WHERE card_id IS NOT NULL AND price_cents IS NOT NULL
+    AND created_at >= :lo AND created_at < :hi
 GROUP BY card_id, date
-ORDER BY date, card_id;
+ORDER BY date, card_id

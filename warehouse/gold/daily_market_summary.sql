@@ -7,7 +7,7 @@
 -- (NULL on a day without ended auctions); trades_accepted = offers whose current
 -- status is 'accepted', on the day of their updated_at (the acceptance).
 -- avg and median are rounded to whole cents (half away from zero).
-CREATE OR REPLACE TABLE ece.gold.daily_market_summary AS
+-- Partitioned by date: one partition reads only that day's rows of each input.
 WITH sales AS (
     SELECT
         CAST(timezone('UTC', created_at) AS DATE)      AS date,
@@ -19,13 +19,13 @@ WITH sales AS (
         count(DISTINCT seller_id)                      AS unique_sellers,
         sum(fee_cents)                                 AS fees_cents
     FROM ece.silver.sales
-    WHERE created_at IS NOT NULL
+    WHERE created_at >= :lo AND created_at < :hi
     GROUP BY 1
 ),
 listings AS (
     SELECT CAST(timezone('UTC', created_at) AS DATE) AS date, count(*) AS new_listings
     FROM ece.silver.listings
-    WHERE created_at IS NOT NULL
+    WHERE created_at >= :lo AND created_at < :hi
     GROUP BY 1
 ),
 auctions AS (
@@ -34,13 +34,13 @@ auctions AS (
         count(*)                                      AS auctions_ended,
         count(*) FILTER (WHERE result = 'sold')       AS auctions_sold
     FROM ece.silver.auctions
-    WHERE status = 'ended' AND ends_at IS NOT NULL
+    WHERE status = 'ended' AND ends_at >= :lo AND ends_at < :hi
     GROUP BY 1
 ),
 trades AS (
     SELECT CAST(timezone('UTC', updated_at) AS DATE) AS date, count(*) AS trades_accepted
     FROM ece.silver.trade_offers
-    WHERE status = 'accepted' AND updated_at IS NOT NULL
+    WHERE status = 'accepted' AND updated_at >= :lo AND updated_at < :hi
     GROUP BY 1
 ),
 days AS (
@@ -68,4 +68,4 @@ LEFT JOIN sales AS s USING (date)
 LEFT JOIN listings AS l USING (date)
 LEFT JOIN auctions AS a USING (date)
 LEFT JOIN trades AS t USING (date)
-ORDER BY d.date;
+ORDER BY d.date

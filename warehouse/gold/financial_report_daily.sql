@@ -5,15 +5,14 @@
 -- transactions (their positive entries, by entry created_at). ledger_balanced:
 -- true when all of the day's ledger entries sum to zero (every transaction is
 -- balanced, so a false here means missing or corrupt entries); true on a day
--- without entries.
-CREATE OR REPLACE TABLE ece.gold.financial_report_daily AS
+-- without entries. Partitioned by date.
 WITH sales AS (
     SELECT
         CAST(timezone('UTC', created_at) AS DATE) AS date,
         sum(price_cents)                          AS gross_volume_cents,
         sum(fee_cents)                            AS fees_cents
     FROM ece.silver.sales
-    WHERE created_at IS NOT NULL
+    WHERE created_at >= :lo AND created_at < :hi
     GROUP BY 1
 ),
 ledger AS (
@@ -24,7 +23,7 @@ ledger AS (
         sum(amount_cents)                          AS net_cents,
         count(*)                                   AS entries
     FROM ece.silver.ledger_entries
-    WHERE created_at IS NOT NULL
+    WHERE created_at >= :lo AND created_at < :hi
     GROUP BY 1
 ),
 days AS (
@@ -42,4 +41,4 @@ SELECT
 FROM days AS d
 LEFT JOIN sales AS s USING (date)
 LEFT JOIN ledger AS l USING (date)
-ORDER BY d.date;
+ORDER BY d.date

@@ -6,7 +6,8 @@
 -- trailing 7 / 30 calendar days ending on the row's day (sum of volume / number
 -- of sales); momentum_7d = avg_price_7d / avg_price_30d - 1. Averages are
 -- rounded to whole cents; momentum uses the unrounded averages.
-CREATE OR REPLACE TABLE ece.gold.market_trends AS
+-- Partitioned by date, rolling: a partition reads the 30 days of sales its
+-- windows need (:lo_30d = 29 days before the first day built).
 WITH daily AS (
     SELECT
         CAST(timezone('UTC', s.created_at) AS DATE) AS date,
@@ -16,7 +17,7 @@ WITH daily AS (
         sum(s.price_cents)                          AS volume_cents
     FROM ece.silver.sales AS s
     JOIN ece.silver.cards AS c ON c.id = s.card_id
-    WHERE s.created_at IS NOT NULL AND s.price_cents IS NOT NULL
+    WHERE s.price_cents IS NOT NULL AND s.created_at >= :lo_30d AND s.created_at < :hi
     GROUP BY ALL
 ),
 windows AS (
@@ -42,4 +43,5 @@ SELECT
     CAST(round(avg_30d) AS BIGINT)                        AS avg_price_30d_cents,
     avg_7d / nullif(avg_30d, 0) - 1                       AS momentum_7d
 FROM windows
-ORDER BY date, rarity, set_name;
+WHERE date BETWEEN :start AND :end
+ORDER BY date, rarity, set_name

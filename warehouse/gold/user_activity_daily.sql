@@ -4,27 +4,31 @@
 -- sales as seller (price minus the platform fee, what the seller received);
 -- bids: bids placed; listings: listings created; trades: accepted trade offers
 -- the user was part of (either side), on the day of acceptance (updated_at).
-CREATE OR REPLACE TABLE ece.gold.user_activity_daily AS
+-- Partitioned by date.
 WITH events AS (
     SELECT buyer_id AS user_id, CAST(timezone('UTC', created_at) AS DATE) AS date,
            1 AS purchases, 0 AS sales, 0 AS bids, 0 AS listings, 0 AS trades,
            price_cents AS spent_cents, 0 AS earned_cents
     FROM ece.silver.sales
+    WHERE created_at >= :lo AND created_at < :hi
     UNION ALL
     SELECT seller_id, CAST(timezone('UTC', created_at) AS DATE),
            0, 1, 0, 0, 0, 0, price_cents - coalesce(fee_cents, 0)
     FROM ece.silver.sales
+    WHERE created_at >= :lo AND created_at < :hi
     UNION ALL
     SELECT bidder_id, CAST(timezone('UTC', created_at) AS DATE), 0, 0, 1, 0, 0, 0, 0
     FROM ece.silver.bids
+    WHERE created_at >= :lo AND created_at < :hi
     UNION ALL
     SELECT seller_id, CAST(timezone('UTC', created_at) AS DATE), 0, 0, 0, 1, 0, 0, 0
     FROM ece.silver.listings
+    WHERE created_at >= :lo AND created_at < :hi
     UNION ALL
     SELECT unnest([from_user_id, to_user_id]), CAST(timezone('UTC', updated_at) AS DATE),
            0, 0, 0, 0, 1, 0, 0
     FROM ece.silver.trade_offers
-    WHERE status = 'accepted'
+    WHERE status = 'accepted' AND updated_at >= :lo AND updated_at < :hi
 )
 SELECT
     user_id,
@@ -39,4 +43,4 @@ SELECT
 FROM events
 WHERE user_id IS NOT NULL AND date IS NOT NULL
 GROUP BY user_id, date
-ORDER BY date, user_id;
+ORDER BY date, user_id
