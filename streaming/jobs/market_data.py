@@ -108,8 +108,12 @@ def classify(raw: str, activity_topic: str, prefix: str) -> tuple[str, str | Non
     return activity_topic, None
 
 
-def parse_input(raw: str, activity_topic: str, prefix: str) -> tuple[str, int, Any] | None:
-    """(card id, event time ms, parsed input) of one message; None if it changes nothing."""
+def parse_input(raw: str | None, activity_topic: str, prefix: str
+                ) -> tuple[str, int, Any] | None:
+    """(card id, event time ms, parsed input) of one message; None if it changes nothing
+    (a tombstone after a delete reaches Python as None)."""
+    if raw is None:
+        return None
     _, table = classify(raw, activity_topic, prefix)
     if table is None:
         event = parse_activity(raw)
@@ -154,6 +158,8 @@ def build(ctx: JobContext) -> None:
 
     prefix = ctx.settings.topic_prefix
     activity_topic = market_activity_topic(prefix)
+    # card_cache reports malformed card changes: one bad message, one DLQ record.
+    reported_elsewhere = {ctx.cdc_topic("cards")}
     generation = read_generation(ctx.settings)
     name = pipeline_name(generation)
     owner = f"{generation}:{ctx.epoch}"
@@ -167,12 +173,17 @@ def build(ctx: JobContext) -> None:
              "may claim" if may_claim else "resuming")
 
     class Parse(ProcessFunction):  # type: ignore[misc]
-        def process_element(self, value: str, _ctx: Any) -> Iterator[Any]:
+        """One per source topic, so a bad message is reported against its own topic."""
+
+        def __init__(self, topic: str) -> None:
+            self.topic = topic
+
+        def process_element(self, value: str | None, _ctx: Any) -> Iterator[Any]:
             try:
                 parsed = parse_input(value, activity_topic, prefix)
             except MalformedEvent as exc:
-                topic, _ = classify(value, activity_topic, prefix)
-                yield dlq_tag, dlq_row(topic, NAME, value, str(exc))
+                if self.topic not in reported_elsewhere:
+                    yield dlq_tag, dlq_row(self.topic, NAME, value, str(exc))
                 return
             if parsed is not None:
                 yield Row(bucket_of(parsed[0]), *parsed)
@@ -260,9 +271,14 @@ def build(ctx: JobContext) -> None:
                 self.last_refresh_ms = now
                 self.hot.refresh(now)
 
-    topics = [activity_topic, *(ctx.cdc_topic(t) for t in CDC_TABLES)]
-    parsed = ctx.kafka_source(name, topics).process(
-        Parse(), output_type=item_type).uid(f"{name}-parse").name(f"{NAME}: parse")
-    ctx.dlq(parsed.get_side_output(dlq_tag), NAME)
+    sources = {"activity": activity_topic, **{t: ctx.cdc_topic(t) for t in CDC_TABLES}}
+    streams = []
+    for label, topic in sources.items():
+        stream = (ctx.kafka_source(name, [topic], uid=f"{name}-{label}-source")
+                  .process(Parse(topic), output_type=item_type)
+                  .uid(f"{name}-{label}-parse").name(f"{NAME}: parse {label}"))
+        ctx.dlq(stream.get_side_output(dlq_tag), NAME)
+        streams.append(stream)
+    parsed = streams[0].union(*streams[1:])
     (parsed.key_by(lambda row: row[0], key_type=Types.INT())
      .process(Writer()).uid(f"{name}-redis").name(f"{NAME}: rules -> redis hot set"))

@@ -65,8 +65,13 @@ class JobContext:
         """The CDC topic of ``table`` under this deployment's prefix."""
         return topics.cdc_topic(table, self.settings.topic_prefix)
 
-    def kafka_source(self, pipeline: str, source_topics: list[str]) -> Any:
-        """A stream of record values (``str``; tombstones never reach Python).
+    def kafka_source(self, pipeline: str, source_topics: list[str],
+                     uid: str | None = None) -> Any:
+        """A stream of record values (``str``; a tombstone may reach Python as None).
+
+        ``uid`` names the operator when one pipeline has several sources (one per
+        topic, so that a bad message is reported against the topic it came from);
+        they share the pipeline's consumer group.
 
         Topics are subscribed by pattern so a topic the CDC runner has not created
         yet is picked up by partition discovery instead of failing the job. Starts
@@ -106,7 +111,7 @@ class JobContext:
         return self.env.from_source(
             source, WatermarkStrategy.no_watermarks(), f"{pipeline}: {', '.join(source_topics)}",
             type_info=Types.STRING(),
-        ).uid(f"{pipeline}-source")
+        ).uid(uid or f"{pipeline}-source")
 
     # --- Kafka out ------------------------------------------------------
 

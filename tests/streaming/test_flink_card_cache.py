@@ -104,7 +104,8 @@ def test_parse_change_rejects_malformed(raw: str) -> None:
 
 @pytest.fixture(scope="module")
 def flink(platform: Platform) -> Iterator[Platform]:
-    platform.require("broker", "redis", "flink")
+    # chain_reconciliation (in the same job) reads Postgres on owner changes
+    platform.require("broker", "redis", "postgres", "migrate", "flink")
     yield platform
 
 
