@@ -104,8 +104,9 @@ def main() -> int:
             i = 0
             while time.monotonic() < deadline:
                 row = conn.execute(
-                    "INSERT INTO notifications (user_id, kind, source_event_id) "
-                    "VALUES (%s, 'card_received', %s) RETURNING id", (user[0], f"lat-{i}"),
+                    "INSERT INTO notifications (user_id, seq, kind, source_event_id) "
+                    "VALUES (%s, %s, 'card_received', %s) RETURNING id",
+                    (user[0], i + 1, f"lat-{i}"),
                 ).fetchone()
                 assert row is not None
                 commit_at[str(row[0])] = time.time()
@@ -122,9 +123,9 @@ def main() -> int:
             before = len(seen)
             t0 = time.monotonic()
             conn.execute(
-                "INSERT INTO notifications (user_id, kind, source_event_id) "
-                "SELECT %s, 'card_received', 'burst-' || g FROM generate_series(1, %s) g",
-                (user[0], args.burst))
+                "INSERT INTO notifications (user_id, seq, kind, source_event_id) "
+                "SELECT %s, %s + g, 'card_received', 'burst-' || g "
+                "FROM generate_series(1, %s) g", (user[0], i, args.burst))
             commit_s = time.monotonic() - t0
             wait_until = time.monotonic() + 120
             while len(seen) < before + args.burst and time.monotonic() < wait_until:

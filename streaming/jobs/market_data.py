@@ -165,7 +165,6 @@ def build(ctx: JobContext) -> None:
     owner = f"{generation}:{ctx.epoch}"
     may_claim = not resuming(ctx.settings, ctx.group_id(name))
     redis_url = ctx.settings.redis_url
-    dlq_tag = OutputTag(f"{NAME}_dlq", keyed_type())
     item_type = Types.ROW_NAMED(["bucket", "card_id", "at_ms", "item"],
                                 [Types.INT(), Types.STRING(), Types.LONG(),
                                  Types.PICKLED_BYTE_ARRAY()])
@@ -175,15 +174,16 @@ def build(ctx: JobContext) -> None:
     class Parse(ProcessFunction):  # type: ignore[misc]
         """One per source topic, so a bad message is reported against its own topic."""
 
-        def __init__(self, topic: str) -> None:
-            self.topic = topic
+        def __init__(self, topic: str, dlq_tag: Any) -> None:
+            super().__init__()
+            self.topic, self.dlq_tag = topic, dlq_tag
 
         def process_element(self, value: str | None, _ctx: Any) -> Iterator[Any]:
             try:
                 parsed = parse_input(value, activity_topic, prefix)
             except MalformedEvent as exc:
                 if self.topic not in reported_elsewhere:
-                    yield dlq_tag, dlq_row(self.topic, NAME, value, str(exc))
+                    yield self.dlq_tag, dlq_row(self.topic, NAME, value, str(exc))
                 return
             if parsed is not None:
                 yield Row(bucket_of(parsed[0]), *parsed)
@@ -274,8 +274,11 @@ def build(ctx: JobContext) -> None:
     sources = {"activity": activity_topic, **{t: ctx.cdc_topic(t) for t in CDC_TABLES}}
     streams = []
     for label, topic in sources.items():
+        # A fresh tag per operator: a tag used by get_side_output holds a Java object and
+        # can no longer be pickled into the next function.
+        dlq_tag = OutputTag(f"{NAME}_{label}_dlq", keyed_type())
         stream = (ctx.kafka_source(name, [topic], uid=f"{name}-{label}-source")
-                  .process(Parse(topic), output_type=item_type)
+                  .process(Parse(topic, dlq_tag), output_type=item_type)
                   .uid(f"{name}-{label}-parse").name(f"{NAME}: parse {label}"))
         ctx.dlq(stream.get_side_output(dlq_tag), NAME)
         streams.append(stream)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from ece.contracts.change_event import MalformedEvent, decode_change
 from ece.contracts.realtime import ACTIVITY_TYPES
+from streaming.jobs.cdc_rows import to_ms
 
 # What each activity type must carry besides event_id, type, card_id and at.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -73,17 +73,11 @@ class AuctionRow:
 
 
 def iso_to_ms(value: Any) -> int:
-    """Epoch ms of an ISO-8601 time (``Z`` or an offset; naive means UTC)."""
+    """Epoch ms of an ISO-8601 time (``Z`` or an offset; naive means UTC): the one time
+    rule of the CDC readers (:func:`streaming.jobs.cdc_rows.to_ms`), text only."""
     if not isinstance(value, str):
         raise MalformedEvent(f"not a time: {value!r}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise MalformedEvent(f"not a time: {value!r}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    whole = int(moment.replace(microsecond=0).timestamp())  # exact: no float rounding
-    return whole * 1000 + moment.microsecond // 1000
+    return to_ms(value)
 
 
 def _text(event: dict[str, Any], name: str, *, required: bool) -> str | None:

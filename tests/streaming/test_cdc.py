@@ -187,9 +187,15 @@ def write_every_table(conn: psycopg.Connection) -> dict[str, set[Any]]:
         one("INSERT INTO nft_transactions (nft_id, kind, to_address, card_history_id, status) "
             "VALUES (%s, 'mint', %s, %s, 'failed')", (nft, secrets.token_hex(16), history),
             "nft_transactions")
-        one("INSERT INTO notifications (user_id, kind, payload, source_event_id) "
-            "VALUES (%s, 'new_listing', %s, %s)",
-            (buyer, json.dumps({"listing": listing}), secrets.token_hex(8)), "notifications")
+        conn.execute("INSERT INTO notification_counters (user_id, last_seq) VALUES (%s, 1)",
+                     (buyer,))
+        one("INSERT INTO notifications (user_id, seq, kind, payload, source_event_id) "
+            "VALUES (%s, 1, 'listing_sold', %s, %s)",
+            (buyer, json.dumps({"listing_id": listing}), secrets.token_hex(8)), "notifications")
+        conn.execute("INSERT INTO watchlists (user_id, card_id) VALUES (%s, %s)", (buyer, card2))
+        keys["watchlists"].add(card2)
+        one("INSERT INTO price_alerts (user_id, max_price_cents, rarity) VALUES (%s, 500, 'rare')",
+            (buyer,), "price_alerts")
         one("INSERT INTO audit_events (action, entity, entity_id, at, prev_hash, hash) "
             "VALUES ('test', 'card', %s, now(), %s, %s)",
             (card, "0" * 64, secrets.token_hex(32)), "audit_events")
@@ -240,7 +246,7 @@ def test_every_table_matches_its_json_schema(db: psycopg.Connection,
     for table in CAPTURED_TABLES:
         wanted = written[table]
         assert wanted, f"the test wrote nothing to {table}"
-        field = "offer_id" if table == "trade_offer_cards" else "id"
+        field = {"trade_offer_cards": "offer_id", "watchlists": "card_id"}.get(table, "id")
         records = read_topic(settings, table, has_keys(wanted, field))
         # Only the rows this test committed: other tests share the broker and inject
         # hand-made events into these topics to exercise their dead-letter paths.
@@ -279,8 +285,9 @@ def test_sigkill_mid_stream_loses_nothing(db: psycopg.Connection, settings: Sett
                 if stop.is_set():
                     return
                 row = conn.execute(
-                    "INSERT INTO notifications (user_id, kind, source_event_id) "
-                    "VALUES (%s, 'card_received', %s) RETURNING id", (user, f"crash-{i}"),
+                    "INSERT INTO notifications (user_id, seq, kind, source_event_id) "
+                    "VALUES (%s, %s, 'card_received', %s) RETURNING id",
+                    (user, i + 1, f"crash-{i}"),
                 ).fetchone()
                 assert row is not None
                 committed.append(str(row[0]))
@@ -290,6 +297,7 @@ def test_sigkill_mid_stream_loses_nothing(db: psycopg.Connection, settings: Sett
     thread.start()
     try:
         while len(committed) < 100:
+            assert thread.is_alive(), "the writer died before the kill (see its traceback)"
             time.sleep(0.01)
         assert cdc.process is not None and cdc.process.proc is not None
         os.killpg(cdc.process.proc.pid, signal.SIGKILL)  # the runner and its JVM, at once
