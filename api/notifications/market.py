@@ -1,4 +1,9 @@
-"""The ``market`` channel: one consumer of ``ece.market.activity`` per API process.
+"""The ``market`` channel: one consumer of ``ece.market.activity`` and
+``ece.market.stats`` per API process.
+
+Activity events go out as ``{type: "market", data: <activity event>}``, and each
+per-card one-minute stats window (and every correction of one) as ``{type: "market",
+stream: "stats", data: <stats window>}``, so a ticker needs no polling.
 
 Started lazily by the first socket that asks for ``market`` and fanned out to every
 such socket of this process (one broker connection, not one per socket). It is a
@@ -27,7 +32,7 @@ import structlog
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from api.notifications.subscriber import Subscriber
-from ece.contracts.topics import market_activity_topic
+from ece.contracts.topics import market_activity_topic, market_stats_topic
 from ece.retry import backoff_delay
 from ece.settings import Settings
 
@@ -43,6 +48,7 @@ class MarketFeed:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = market_activity_topic(settings.topic_prefix)
+        self.stats_topic = market_stats_topic(settings.topic_prefix)
         self._subs: set[Subscriber] = set()
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._stop = threading.Event()
@@ -68,11 +74,15 @@ class MarketFeed:
 
     # --- the event loop side ----------------------------------------------------------
 
-    def publish(self, raw: bytes) -> None:
+    def publish(self, raw: bytes, topic: str | None = None) -> None:
         """Fan one event out (on the event loop); malformed or repeated ones are dropped."""
+        stats = topic == self.stats_topic
         try:
             event = json.loads(raw)
-            event_id = str(event["event_id"])
+            # A stats window is re-emitted when a late sale corrects it: its figures are
+            # part of its identity, so a correction goes out and a repeat does not.
+            event_id = (f"stats:{event['card_id']}:{event['window_start']}:{event['sales']}:"
+                        f"{event['volume_cents']}" if stats else str(event["event_id"]))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("market_event_malformed", error=str(exc))
             return
@@ -81,7 +91,10 @@ class MarketFeed:
         self._recent[event_id] = None
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
-        message = json.dumps({"type": "market", "data": event}, separators=(",", ":"))
+        envelope: dict[str, Any] = {"type": "market", "data": event}
+        if stats:
+            envelope["stream"] = "stats"
+        message = json.dumps(envelope, separators=(",", ":"))
         for subscriber in list(self._subs):
             subscriber.offer(message)
 
@@ -98,14 +111,21 @@ class MarketFeed:
         })
 
     def _assign(self, consumer: Consumer) -> None:
-        metadata = consumer.list_topics(self.topic, timeout=5.0)
-        topic = metadata.topics.get(self.topic)
-        if topic is None or topic.error is not None or not topic.partitions:
-            raise LookupError(f"topic {self.topic} not available"
-                              + (f": {topic.error}" if topic is not None and topic.error else ""))
-        consumer.assign([TopicPartition(self.topic, p, OFFSET_END) for p in topic.partitions])
+        """Activity must exist (it is the ticker); stats joins when its job has made it."""
+        partitions: list[TopicPartition] = []
+        for name in (self.topic, self.stats_topic):
+            metadata = consumer.list_topics(name, timeout=5.0)
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None or not topic.partitions:
+                if name == self.stats_topic:
+                    continue
+                raise LookupError(f"topic {name} not available"
+                                  + (f": {topic.error}" if topic is not None and topic.error
+                                     else ""))
+            partitions += [TopicPartition(name, p, OFFSET_END) for p in topic.partitions]
+        consumer.assign(partitions)
         self.assigned.set()
-        log.info("market_feed_assigned", topic=self.topic, partitions=len(topic.partitions))
+        log.info("market_feed_assigned", topic=self.topic, partitions=len(partitions))
 
     def _run(self) -> None:
         attempt = 0
@@ -141,4 +161,4 @@ class MarketFeed:
                 continue
             value = msg.value()
             if value and self._loop is not None:
-                self._loop.call_soon_threadsafe(self.publish, value)
+                self._loop.call_soon_threadsafe(self.publish, value, msg.topic())
