@@ -68,8 +68,11 @@ class AuditAnchorer(Worker):
         async with get_sessionmaker()() as session:
             head = await anchor.current_head(session)
             last = await anchor.latest_anchor(session)
+            # Read before the rollback: it expires ORM rows, and reloading one lazily
+            # outside an awaited call fails (MissingGreenlet).
+            last_seq = last.seq if last is not None else None
             await session.rollback()
-            if head.seq == 0 or (last is not None and last.seq == head.seq):
+            if head.seq == 0 or last_seq == head.seq:
                 return
             async with AsyncClient(self.rpc_url) as client:
                 if time.monotonic() - self._funded_at > 300:

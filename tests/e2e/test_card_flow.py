@@ -69,11 +69,12 @@ def test_card_flows_through_every_engine(platform: Platform) -> None:
     consumer.subscribe([cdc_topic("cards")])
     try:
         def insert_event():  # type: ignore[no-untyped-def]
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() or msg.value() is None:
-                return None
-            if json.loads(msg.key()) == {"id": card_id}:
-                return json.loads(msg.value())
+            # The topic holds every card the session made: read it in batches.
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() or msg.value() is None or msg.key() is None:
+                    continue
+                if json.loads(msg.key()) == {"id": card_id}:
+                    return json.loads(msg.value())
             return None
 
         event = wait_for(insert_event, 60, "the insert on ece.public.cards")

@@ -322,9 +322,12 @@ def test_every_output_matches_its_schema(market: Market) -> None:
 
 def test_malformed_message_lands_in_the_dlq(market: Market) -> None:
     marker = market.ids["card"]
-    [record] = [(k, v) for k, v, _ in market.out.dlq if marker in (v.get("payload") or "")]
+    # Other readers of the topic (the bronze landing, when the Dagster daemon runs in the
+    # same session) report it too, each under its own name: this pipeline reports it once.
+    [record] = [(k, v) for k, v, _ in market.out.dlq if marker in (v.get("payload") or "")
+                and v["pipeline"] == "market_activity"]
     assert record[0] == cdc_topic("listings")
-    assert record[1]["pipeline"] == "market_activity" and record[1]["error"]
+    assert record[1]["error"]
 
 
 def test_latency_produce_to_consume(market: Market) -> None:
