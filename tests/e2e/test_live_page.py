@@ -11,7 +11,7 @@ from playwright.async_api import async_playwright, expect
 
 from ece.settings import REPO_ROOT
 from ops.stack.supervisor import Platform
-from tests.support.apitest import PASSWORD, Account, register_and_login, unique
+from tests.support.apitest import PASSWORD, Account, register_and_login, relogin, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +38,7 @@ async def test_live_page_shows_and_marks_notifications(
     platform.require("api", "cdc", "flink", "delivery")
     live_url = platform.part("api").url
     async with httpx.AsyncClient(base_url=live_url, timeout=15) as client:
+        admin = await relogin(client, admin)  # the session's token may have expired
         me, buyer = await register_and_login(client), await register_and_login(client)
         r = await client.post("/admin/deposits", headers=admin.auth, json={
             "user_id": buyer.id, "amount_cents": 5_000, "reference": unique("dep")})

@@ -22,7 +22,7 @@ from api.core.db import get_sessionmaker
 from api.marketdata import service
 from api.portfolio.service import portfolio
 from ops.stack.supervisor import Platform
-from tests.support.apitest import Account, register_and_login, unique
+from tests.support.apitest import Account, register_and_login, relogin, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -58,6 +58,7 @@ async def test_figures_from_the_stream_equal_postgres(platform: Platform,
     platform.require("api", "cdc", "flink")
     set_name = unique("Set ")
     async with httpx.AsyncClient(base_url=platform.part("api").url, timeout=30) as http:
+        admin = await relogin(http, admin)  # the session's token may have expired
         seller, buyer = await register_and_login(http), await register_and_login(http)
         r = await http.post("/admin/deposits", headers=admin.auth, json={
             "user_id": buyer.id, "amount_cents": 50_000, "reference": unique("dep")})

@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from ops.stack.supervisor import Platform
-from tests.support.apitest import Account, register_and_login, unique
+from tests.support.apitest import Account, register_and_login, relogin, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +110,7 @@ async def all_stored(http: httpx.AsyncClient, account: Account) -> list[dict[str
 async def test_every_kind_reaches_socket_list_and_push(
         stack: Platform, http: httpx.AsyncClient, admin: Account, push_service: Any) -> None:
     api = stack.part("api").url
+    admin = await relogin(http, admin)  # the session's token may have expired
     set_name = unique("Set ")
     seller, buyer, watcher = [await register_and_login(http) for _ in range(3)]
     await fund(http, admin, buyer, 100_000)

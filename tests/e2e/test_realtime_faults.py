@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from ops.stack.supervisor import Platform
-from tests.support.apitest import Account, register_and_login, unique
+from tests.support.apitest import Account, register_and_login, relogin, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -49,6 +49,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_repeats_nothing(
     platform.require("api", "cdc", "flink", "delivery")
     api = platform.part("api").url
     async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+        admin = await relogin(http, admin)  # the session's token may have expired
         seller, buyer = await register_and_login(http), await register_and_login(http)
         r = await http.post("/admin/deposits", headers=admin.auth, json={
             "user_id": buyer.id, "amount_cents": SALES * 1_000, "reference": unique("dep")})

@@ -76,3 +76,13 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["status"] == status
     assert {"type", "title", "detail"} <= body.keys()
     return body
+
+
+async def relogin(client: httpx.AsyncClient, account: Account) -> Account:
+    """A fresh access token for a session-scoped account (access tokens live minutes,
+    a test session much longer)."""
+    r = await client.post("/auth/login", json={"login": account.username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return Account(account.id, account.username, account.email, body["access_token"],
+                   body["refresh_token"])
