@@ -33,6 +33,7 @@ class Figures:
     active_listings: int
     active_auctions: int
     updated_at: datetime | None
+    ready_at: datetime
 
 
 def _parse_time(raw: bytes | str | None) -> datetime | None:
@@ -64,7 +65,8 @@ class HotSet:
             return datetime.now(UTC)
 
     async def figures(self, scope: str) -> Figures | None:
-        if await self.ready() is None:
+        ready_at = await self.ready()
+        if ready_at is None:
             return None
         since_ms = int(time.time() * 1000) - md.DAY_MS
         try:
@@ -86,6 +88,7 @@ class HotSet:
             active_listings=int(listings),
             active_auctions=int(auctions),
             updated_at=_parse_time(updated),
+            ready_at=ready_at,
         )
 
     async def last_sale(self, card_id: uuid.UUID) -> tuple[int, datetime] | None | bool:

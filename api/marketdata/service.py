@@ -48,13 +48,12 @@ async def card_price(session: AsyncSession, redis: Redis,
     if figures is None or last is False:
         row = await fallback.card_price(session, card_id)
         return CardPriceOut(card_id=card_id, **row), "database"
-    ready_at = await hot.ready() or datetime.now(UTC)
     price, at = last if isinstance(last, tuple) else (None, None)
     return CardPriceOut(
         card_id=card_id, last_sale_cents=price, last_sale_at=at,
         sales_24h=figures.sales_24h, volume_24h_cents=figures.volume_24h_cents,
         floor_listing_cents=figures.floor_listing_cents,
-        updated_at=figures.updated_at or ready_at,
+        updated_at=figures.updated_at or figures.ready_at,
     ), "hot"
 
 
