@@ -9,15 +9,44 @@ all of them; each pipeline then reads the fields it cares about.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 OPS = ("c", "u", "r", "d")  # create, update, snapshot read, delete
 
 
 class MalformedEvent(ValueError):
     """A message that is not a usable Debezium change (it goes to the DLQ)."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def malformed_on_shape_errors(parse: Callable[P, R]) -> Callable[P, R]:
+    """Make a message parser raise only :class:`MalformedEvent` for a bad message.
+
+    A parse step in a stream job sends MalformedEvent to the DLQ; any other exception
+    fails the job, which restarts from its checkpoint and meets the same message again,
+    forever. A message of an unexpected shape (a field that is a list, not an object; a
+    missing key) is that message's fault, so it is reported, never a restart loop.
+    """
+
+    @functools.wraps(parse)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return parse(*args, **kwargs)
+        except MalformedEvent:
+            raise
+        except SHAPE_ERRORS as exc:
+            raise MalformedEvent(f"unexpected message shape: {type(exc).__name__}: {exc}"
+                                 ) from exc
+
+    return checked
 
 
 @dataclass(frozen=True)

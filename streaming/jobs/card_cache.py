@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ece.contracts.card_cache import SET_IF_NEWER_LUA, card_document, floor_key, set_if_newer_args
-from ece.contracts.change_event import MalformedEvent, decode_change
+from ece.contracts.change_event import MalformedEvent, decode_change, malformed_on_shape_errors
 from streaming.jobs.runtime import JobContext
 
 NAME = "card_cache"
@@ -67,6 +67,7 @@ def _version(row: dict[str, Any], *, required: bool) -> int:
     return -1
 
 
+@malformed_on_shape_errors
 def parse_change(raw: str | None, ttl_seconds: int) -> CacheWrite | None:
     """The cache write a CDC message asks for; None for tombstones.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ece.contracts.change_event import MalformedEvent, decode_change
+from ece.contracts.change_event import MalformedEvent, decode_change, malformed_on_shape_errors
 
 STR, OPT_STR, INT, OPT_INT, TS = "str", "str?", "int", "int?", "ts"
 
@@ -112,6 +112,7 @@ def _check(table: str, image: dict[str, Any], what: str) -> None:
             raise MalformedEvent(f"{table}.{what}.{column} is not a {kind}: {value!r}")
 
 
+@malformed_on_shape_errors
 def parse(table: str, raw: str | bytes | None) -> Parsed | None:
     """The checked change of a message read from ``table``'s topic; None for a tombstone.
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ece.contracts.change_event import MalformedEvent, decode_change
+from ece.contracts.change_event import MalformedEvent, decode_change, malformed_on_shape_errors
 from ece.contracts.topics import chain_reconciliation_topic
 from ece.retry import backoff_delay
 from streaming.jobs.runtime import JobContext, ensure_topics
@@ -50,6 +50,7 @@ class Trigger:
     card_id: str | None = None
 
 
+@malformed_on_shape_errors
 def parse_change(raw: str | None) -> Trigger | None:
     """The re-check a CDC message asks for; None when it asks for none (or is a tombstone)."""
     change = decode_change(raw)

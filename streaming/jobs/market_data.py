@@ -36,7 +36,7 @@ from typing import Any
 
 from ece import kafka
 from ece.contracts import market_data as md
-from ece.contracts.change_event import MalformedEvent
+from ece.contracts.change_event import MalformedEvent, malformed_on_shape_errors
 from ece.contracts.topics import cdc_topic, market_activity_topic
 from ece.settings import Settings
 from streaming.jobs import market_state as rules
@@ -108,6 +108,7 @@ def classify(raw: str, activity_topic: str, prefix: str) -> tuple[str, str | Non
     return activity_topic, None
 
 
+@malformed_on_shape_errors
 def parse_input(raw: str | None, activity_topic: str, prefix: str
                 ) -> tuple[str, int, Any] | None:
     """(card id, event time ms, parsed input) of one message; None if it changes nothing

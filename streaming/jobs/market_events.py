@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ece.contracts.change_event import MalformedEvent, decode_change
+from ece.contracts.change_event import MalformedEvent, decode_change, malformed_on_shape_errors
 from ece.contracts.realtime import ACTIVITY_TYPES
 from streaming.jobs.cdc_rows import to_ms
 
@@ -95,6 +95,7 @@ def _cents(value: Any, name: str) -> int:
     return value
 
 
+@malformed_on_shape_errors
 def parse_activity(raw: str | bytes | None) -> Activity | None:
     """The event a message carries; None for a type the market pipelines ignore."""
     if raw is None:
@@ -140,6 +141,7 @@ def _optional(row: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@malformed_on_shape_errors
 def parse_cdc(table: str, raw: str | bytes | None) -> CardRow | ValuationRow | AuctionRow | None:
     """The row a CDC message of ``cards``, ``card_valuations`` or ``auctions`` carries.
 
