@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -40,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 RECENT_IDS = 2048
 POLL_SECONDS = 0.5
+STATS_RECHECK_S = 10.0  # how often a feed started before the stats job looks for its topic
 
 
 class MarketFeed:
@@ -110,22 +112,36 @@ class MarketFeed:
             "topic.metadata.refresh.interval.ms": self.settings.kafka_metadata_refresh_ms,
         })
 
-    def _assign(self, consumer: Consumer) -> None:
-        """Activity must exist (it is the ticker); stats joins when its job has made it."""
-        partitions: list[TopicPartition] = []
-        for name in (self.topic, self.stats_topic):
-            metadata = consumer.list_topics(name, timeout=5.0)
-            topic = metadata.topics.get(name)
-            if topic is None or topic.error is not None or not topic.partitions:
-                if name == self.stats_topic:
-                    continue
-                raise LookupError(f"topic {name} not available"
-                                  + (f": {topic.error}" if topic is not None and topic.error
-                                     else ""))
-            partitions += [TopicPartition(name, p, OFFSET_END) for p in topic.partitions]
-        consumer.assign(partitions)
+    @staticmethod
+    def _partitions(consumer: Consumer, name: str) -> list[TopicPartition] | str:
+        """The topic's partitions at their end, or why there are none yet."""
+        topic = consumer.list_topics(name, timeout=5.0).topics.get(name)
+        if topic is None or topic.error is not None or not topic.partitions:
+            return f"topic {name} not available" + (
+                f": {topic.error}" if topic is not None and topic.error else "")
+        return [TopicPartition(name, p, OFFSET_END) for p in topic.partitions]
+
+    def _assign(self, consumer: Consumer) -> bool:
+        """Activity must exist (it is the ticker); stats joins when its job has made it.
+        True when the stats topic is assigned too."""
+        partitions = self._partitions(consumer, self.topic)
+        if isinstance(partitions, str):
+            raise LookupError(partitions)
+        stats = self._partitions(consumer, self.stats_topic)
+        consumer.assign(partitions + (stats if isinstance(stats, list) else []))
         self.assigned.set()
-        log.info("market_feed_assigned", topic=self.topic, partitions=len(partitions))
+        log.info("market_feed_assigned", topic=self.topic, partitions=len(partitions),
+                 stats=isinstance(stats, list))
+        return isinstance(stats, list)
+
+    def _join_stats(self, consumer: Consumer) -> bool:
+        """Add the stats topic once the market_stats job has created it; True if joined."""
+        stats = self._partitions(consumer, self.stats_topic)
+        if isinstance(stats, str):
+            return False
+        consumer.incremental_assign(stats)
+        log.info("market_feed_stats_joined", topic=self.stats_topic, partitions=len(stats))
+        return True
 
     def _run(self) -> None:
         attempt = 0
@@ -133,9 +149,9 @@ class MarketFeed:
             consumer: Consumer | None = None
             try:
                 consumer = self._consumer()
-                self._assign(consumer)
+                with_stats = self._assign(consumer)
                 attempt = 0
-                self._poll(consumer)
+                self._poll(consumer, with_stats)
             except Exception as exc:  # noqa: BLE001 - broker down or no topic yet: retry
                 attempt += 1
                 delay = backoff_delay(attempt, cap=30.0)
@@ -148,8 +164,12 @@ class MarketFeed:
                     with contextlib.suppress(Exception):
                         consumer.close()
 
-    def _poll(self, consumer: Consumer) -> None:
+    def _poll(self, consumer: Consumer, with_stats: bool) -> None:
+        next_stats_check = time.monotonic() + STATS_RECHECK_S
         while not self._stop.is_set():
+            if not with_stats and time.monotonic() >= next_stats_check:
+                with_stats = self._join_stats(consumer)
+                next_stats_check = time.monotonic() + STATS_RECHECK_S
             msg: Any = consumer.poll(POLL_SECONDS)
             if msg is None:
                 continue

@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ece.contracts.topics import market_activity_topic
+from ece.contracts.topics import market_activity_topic, market_stats_topic
 from ece.kafka import ensure_topics, producer_config
 from ece.settings import Settings
 from ops.stack.base import free_port
@@ -335,3 +335,50 @@ async def test_notifications_flow_while_the_market_broker_is_down(
             for _ in range(2):
                 fresh = produce(settings, me.id)
                 assert (await next_of(ws, "notification", timeout=2))["data"]["id"] == fresh.id
+
+
+async def test_market_channel_joins_the_stats_topic_created_after_it_started(
+    live: httpx.AsyncClient, platform: Any, settings: Settings
+) -> None:
+    """An API process whose ticker started before the market_stats job made its topic
+    picks the topic up later: stats windows reach the socket without a restart."""
+    platform.require("broker")
+    prefix = f"late{uuid.uuid4().hex[:8]}"
+    activity, stats = market_activity_topic(prefix), market_stats_topic(prefix)
+    ensure_topics(settings, [activity])
+    me = await register_and_login(live)
+    producer = Producer(producer_config(settings, idempotent=False))
+
+    async def first_seen(ws: ClientConnection, topic: str, make: Any, stream: str | None
+                         ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            event = make()
+            producer.produce(topic, key=event["card_id"], value=json.dumps(event))
+            producer.flush(5)
+            try:
+                message = await next_of(ws, "market", timeout=1.0)
+            except TimeoutError:
+                continue
+            if message.get("stream") == stream and message["data"] == event:
+                return dict(message["data"])
+        return None
+
+    def sale() -> dict[str, Any]:
+        return {"event_id": uuid.uuid4().hex, "type": "sale", "card_id": str(uuid.uuid4()),
+                "user_id": me.id, "counterparty_id": None, "price_cents": 1234,
+                "reference_id": str(uuid.uuid4()), "set_name": "Alpha", "rarity": "rare",
+                "at": "2026-12-01T11:00:00.123Z"}
+
+    def window() -> dict[str, Any]:
+        return {"card_id": str(uuid.uuid4()), "window_start": "2026-12-01T11:00:00.000Z",
+                "window_end": "2026-12-01T11:01:00.000Z", "sales": 1, "volume_cents": 1234,
+                "min_price_cents": 1234, "max_price_cents": 1234, "last_price_cents": 1234}
+
+    async with second_api(settings, ECE_TOPIC_PREFIX=prefix) as ws_url, \
+            socket_for(ws_url, me, channels="market") as ws:
+        assert await first_seen(ws, activity, sale, None) is not None, "ticker never started"
+        ensure_topics(settings, [stats])  # the stats job comes up after the API
+        got = await first_seen(ws, stats, window, "stats")
+    assert got is not None, "a stats topic created after the ticker started never joined"
+    assert got["sales"] == 1 and got["volume_cents"] == 1234
