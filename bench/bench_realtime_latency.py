@@ -88,7 +88,7 @@ async def _seed(http: httpx.AsyncClient, admin: dict[str, Any], sales: int
 
 async def _measure(api: str, admin: dict[str, Any], rate: float, seconds: float) -> None:
     sales = int(rate * seconds)
-    async with httpx.AsyncClient(base_url=api, timeout=30,
+    async with httpx.AsyncClient(base_url=api, timeout=300,  # an overloaded API queues; wait
                                  limits=httpx.Limits(max_connections=64)) as http:
         print(f"  seeding {sales} listings ...", flush=True)
         sellers, buyers, listings = await _seed(http, admin, sales)

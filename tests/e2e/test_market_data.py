@@ -10,18 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from api.core.db import get_sessionmaker
-from api.marketdata import service
-from api.portfolio.service import portfolio
 from ops.stack.supervisor import Platform
+from tests.support import marketcheck
 from tests.support.apitest import Account, register_and_login, relogin, unique
 
 pytestmark = pytest.mark.e2e
@@ -32,17 +28,7 @@ REFLECTED_S = 10.0  # the contract says 5 s; 2 busy cores in CI get a margin
 
 async def _hot(http: httpx.AsyncClient, path: str, ready: Any,
                timeout: float = PIPELINE_S) -> dict[str, Any]:  # noqa: ASYNC109
-    """Poll ``path`` until the hot set answers and ``ready(body)`` holds."""
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        r = await http.get(path)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        if r.headers["x-data-source"] == "hot" and ready(body):
-            return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{path} not reflected by the hot set within {timeout}s: {body}")
+    return await marketcheck.hot(http, path, ready, timeout)
 
 
 async def _card(http: httpx.AsyncClient, admin: Account, owner: Account, set_name: str) -> str:
@@ -102,35 +88,15 @@ async def test_figures_from_the_stream_equal_postgres(platform: Platform,
                            lambda b: b["active_listings"] == 1 and b["sales_24h"] == 1)
         assert stats["floor_listing_cents"] == 2_000 and stats["active_auctions"] == 1
 
-        # Every figure equals the recomputation from Postgres.
-        traders = await _hot(http, "/leaderboards/traders?limit=100",
-                             lambda b: any(e["user_id"] == buyer.id for e in b["entries"]))
-        for _ in range(int(PIPELINE_S / 0.2)):  # the owner change and valuation land too
-            hot_portfolio = (await http.get(f"/users/{buyer.id}/portfolio")).json()
-            if hot_portfolio["card_count"] == 1 and hot_portfolio["value_cents"] == 1_500:
-                break
-            await asyncio.sleep(0.2)
-        dead = Redis.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2,
-                              socket_connect_timeout=0.2)
-        async with get_sessionmaker()() as session:
-            for card_id in cards:
-                hot_price = (await http.get(f"/cards/{card_id}/price")).json()
-                db_price, source = await service.card_price(session, dead, uuid.UUID(card_id))
-                assert source == "database"
-                expected = db_price.model_dump(mode="json")
-                for figure in ("last_sale_cents", "sales_24h", "volume_24h_cents",
-                               "floor_listing_cents"):
-                    assert hot_price[figure] == expected[figure], (card_id, figure)
-            db_stats, _ = await service.market_stats(session, dead, set_name, None)
-            assert stats == db_stats.model_dump(mode="json")
-            db_traders, _ = await service.leaderboard(session, dead, "traders", 100)
-            db_scores = {str(e.user_id): e.score for e in db_traders.entries}
-            for entry in traders["entries"]:
-                if entry["user_id"] in (buyer.id, seller.id):
-                    assert entry["score"] == db_scores[entry["user_id"]]
-            db_portfolio = await portfolio(session, uuid.UUID(buyer.id), None)
-        await dead.aclose()
-        assert hot_portfolio == db_portfolio.model_dump(mode="json")
+        # Every figure equals the recomputation from Postgres (the owner change and
+        # the valuation land a moment after the sale).
+        await _hot(http, "/leaderboards/traders?limit=100",
+                   lambda b: any(e["user_id"] == buyer.id for e in b["entries"]))
+        figures = await marketcheck.converge(http, cards, set_name, [buyer.id, seller.id],
+                                             PIPELINE_S)
+        assert figures["stats"] == stats
+        assert figures["traders"][buyer.id] == 1_500
+        hot_portfolio = figures["portfolios"][buyer.id]
         assert hot_portfolio["card_count"] == 1 and hot_portfolio["value_cents"] == 1_500
 
     # The market channel carried the sale, then its one-minute stats window (emitted at

@@ -2,7 +2,9 @@
 
 After both come back, every sale's ``listing_sold`` is stored exactly once, the
 seller's seqs run 1..n without a gap, and a socket that resumes with ``after_seq``
-gets exactly the rest: nothing lost, nothing twice.
+gets exactly the rest: nothing lost, nothing twice. The market data the same job
+keeps in Redis (prices, set stats, the traders board, portfolios) resumes from the
+checkpoint too and equals a recomputation from Postgres: no sale counted twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from ops.stack.supervisor import Platform
+from tests.support import marketcheck
 from tests.support.apitest import Account, register_and_login, relogin, unique
 
 pytestmark = pytest.mark.e2e
@@ -54,12 +57,14 @@ async def test_kill_9_mid_stream_loses_nothing_and_repeats_nothing(
         r = await http.post("/admin/deposits", headers=admin.auth, json={
             "user_id": buyer.id, "amount_cents": SALES * 1_000, "reference": unique("dep")})
         assert r.status_code == 201, r.text
-        listings = []
+        listings, cards = [], []
+        set_name = unique("Faults ")
         for i in range(SALES):
             r = await http.post("/cards", headers=admin.auth, json={
-                "name": f"Crash Card {i}", "set_name": "Faults", "number": unique("n")[:10],
+                "name": f"Crash Card {i}", "set_name": set_name, "number": unique("n")[:10],
                 "rarity": "common", "owner_id": seller.id})
             assert r.status_code == 201, r.text
+            cards.append(r.json()["id"])
             r = await http.post("/listings", headers=seller.auth,
                                 json={"card_id": r.json()["id"], "price_cents": 500})
             assert r.status_code == 201, r.text
@@ -99,6 +104,12 @@ async def test_kill_9_mid_stream_loses_nothing_and_repeats_nothing(
         assert [n["seq"] for n in stored] == list(range(1, len(stored) + 1))
         received = [n for n in await _stored(http, buyer) if n["kind"] == "card_received"]
         assert len(received) == SALES
+
+        figures = await marketcheck.converge(http, cards, set_name, [buyer.id, seller.id],
+                                             PIPELINE_S)
+        assert figures["stats"]["sales_24h"] == SALES
+        assert figures["traders"][buyer.id] == SALES * 500
+        assert figures["portfolios"][buyer.id]["card_count"] == SALES
 
     # A socket that had seen half resumes after it: exactly the rest, in order.
     half = len(stored) // 2
