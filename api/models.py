@@ -9,6 +9,7 @@ from api.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction
 from api.market.models import Listing, Sale
 from api.nfts.models import Nft, NftTransaction
 from api.notifications.models import Notification, PushSubscription
+from api.oauth.models import OAuthIdentity
 from api.trades.models import TradeOffer, TradeOfferCard
 from api.users.models import CustodyKey, User
 from api.wallets.models import Wallet, WalletChallenge
@@ -33,6 +34,7 @@ __all__ = [
     "Nft",
     "NftTransaction",
     "Notification",
+    "OAuthIdentity",
     "PushSubscription",
     "RefreshSession",
     "Sale",

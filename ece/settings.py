@@ -8,6 +8,7 @@ every process to it at once. Defaults are the embedded local stack of
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -149,6 +150,22 @@ class Settings(BaseSettings):
     push_ttl_seconds: int = Field(
         86400, description="Web Push TTL: how long a push service keeps a push for a browser"
     )
+    oauth_providers: str = Field(
+        "", description='OpenID Connect sign-in providers, JSON [{"name", "display_name", '
+        '"issuer", "client_id", "redirect_uris": [...]}, ...] (docs/oauth.md); empty: none')
+    oauth_client_secrets: SecretStr | None = Field(
+        None, description='client secret per provider, JSON {"<name>": "<secret>"}; a '
+        "missing one is generated in data/secrets/oauth_<name>_client_secret (not in prod)")
+    oauth_callback_base_url: str | None = Field(
+        None, description="base URL providers send the browser back to (+ /auth/oauth/<name>/"
+        "callback, registered at the provider); default http://<api host:port>/api/v1")
+    oauth_state_ttl_seconds: int = Field(
+        600, gt=0, description="how long a started sign-in (state, nonce, PKCE verifier) lives")
+    oauth_code_ttl_seconds: int = Field(
+        60, gt=0, description="how long the one-time code of POST /auth/oauth/exchange lives")
+    oidc_dev_url: str = Field(
+        "http://127.0.0.1:9400", description="the local development OpenID provider "
+        "(`ece up -p oidc`, ops/oidc/provider.mjs; its issuer)")
 
     @field_validator("env", mode="before")
     @classmethod
@@ -157,6 +174,20 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ENVIRONMENTS:
             return value.strip().lower()
         raise ValueError(f"ECE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {value!r}")
+
+    @field_validator("oauth_providers")
+    @classmethod
+    def _provider_list(cls, value: str) -> str:
+        """A JSON list of objects, or empty: a typo must stop the process at start-up, not
+        hide every sign-in button (``api.oauth.providers`` checks each entry's fields)."""
+        if value.strip():
+            try:
+                entries = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"ECE_OAUTH_PROVIDERS is not JSON: {exc}") from None
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ValueError("ECE_OAUTH_PROVIDERS must be a JSON list of objects")
+        return value
 
     # --- derived values -------------------------------------------------
 

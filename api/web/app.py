@@ -47,6 +47,7 @@ from api.notifications.hub import Hub
 from api.notifications.live import hide_query_tokens
 from api.notifications.live import router as live_router
 from api.notifications.router import router as notifications_router
+from api.oauth.router import router as oauth_router
 from api.portfolio.router import router as portfolio_router
 from api.trades.router import router as trades_router
 from api.users.router import router as users_router
@@ -226,6 +227,7 @@ def create_app() -> FastAPI:
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(health_router)
     v1.include_router(auth_router)
+    v1.include_router(oauth_router)
     v1.include_router(users_router)
     v1.include_router(cards_router)
     v1.include_router(card_images_router)

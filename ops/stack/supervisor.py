@@ -28,6 +28,7 @@ PARTS: dict[str, tuple[str, str | None]] = {
     "workers": ("ops.stack.workers:Workers", None),
     "chain-workers": ("ops.stack.workers:ChainWorkers", None),
     "delivery": ("ops.stack.delivery:Delivery", None),
+    "oidc": ("ops.stack.oidc:Oidc", None),  # development OpenID provider; only with -p oidc
 }
 
 # The order `ece up` starts them in (and the reverse is the stop order).
@@ -60,6 +61,7 @@ def free_port_environment() -> dict[str, str]:
         "ECE_DAGSTER_PORT": str(free_port()),
         "ECE_ARWEAVE_URL": f"http://127.0.0.1:{free_port()}",
         "ECE_SOLANA_RPC_URL": f"http://127.0.0.1:{free_port()}",
+        "ECE_OIDC_DEV_URL": f"http://127.0.0.1:{free_port()}",
     }
 
 

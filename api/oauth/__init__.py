@@ -1,0 +1,1 @@
+"""OpenID Connect sign-in and account linking (``/auth/oauth/*``, ``/me/identities``)."""
