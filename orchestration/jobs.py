@@ -15,10 +15,13 @@ land_job = define_asset_job(
     "land_bronze", selection=AssetSelection.groups("bronze"),
     description="Land new CDC events into ece.bronze.* (exactly once).")
 
+REPORTS_GROUP = "reports"  # orchestration.assets.reports.GROUP (that module imports this one)
+
 refresh_job = define_asset_job(
-    "refresh", selection=AssetSelection.all(),
+    "refresh", selection=AssetSelection.all() - AssetSelection.groups(REPORTS_GROUP),
     description="Land new events, rebuild silver and one date's gold partitions, run every "
-                "check: what the sensor, the schedule and `ece warehouse refresh` run.")
+                "check: what the sensor, the schedule and `ece warehouse refresh` run. The "
+                "reports have their own nightly job, after the day is closed.")
 
 gold_job = define_asset_job(
     "gold_daily", selection=AssetSelection.groups(GROUP),

@@ -150,6 +150,60 @@ def backfill(
         raise typer.Exit(1)
 
 
+@warehouse_app.command()
+def report(
+    date_: str = typer.Option(None, "--date", help="UTC date to report (YYYY-MM-DD, at most "
+                                                   "today; default yesterday)"),
+    record: bool = typer.Option(
+        True, "--record/--no-record",
+        help="record each report in the local Dagster instance (visible in the UI) when it exists"),
+) -> None:
+    """Write the market, user_activity, financial and system_health reports of a date.
+
+    Each is data/reports/<report>/<date>.html (charts embedded) with its CSV twin
+    <date>.csv; the figures are the gold marts' rows of that date (docs/reports.md).
+    Exit 2 for a --date that is not a date or is in the future.
+    """
+    from datetime import UTC, timedelta
+
+    from warehouse.reports.builder import BadDate, build_reports, check_day, reports_root
+
+    today = datetime.now(UTC).date()
+    try:
+        day = check_day(date_, today) if date_ is not None else today - timedelta(days=1)
+    except BadDate as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    started = time.monotonic()
+    console.print(f"[bold]report[/] {day}: lake {settings.lake_catalog} -> "
+                  f"{reports_root(settings)}")
+
+    def say(message: str) -> None:  # progress on stderr, as `refresh` prints it
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+
+    written = build_reports(settings, day, say)
+    if record and (_dagster_home(settings) / "dagster.yaml").exists():
+        from dagster import AssetMaterialization
+
+        from orchestration.assets.reports import report_key, report_metadata
+
+        with _instance(settings, record) as instance:
+            for w in written:
+                instance.report_runless_asset_event(AssetMaterialization(
+                    report_key(w.report.name), partition=day.isoformat(),
+                    metadata={**report_metadata(w), "trigger": "ece warehouse report"}))
+    table = Table(title=f"reports of {day} in {time.monotonic() - started:.1f}s")
+    for col in ("report", "data", "charts", "not available", "page"):
+        table.add_column(col)
+    for w in written:
+        missing = ", ".join(s.key for s in w.report.sections if s.unavailable)
+        table.add_row(w.report.name, "none" if w.report.no_data else "yes",
+                      str(len(w.report.charts)), missing, str(w.html_path))
+    console.print(table)
+
+
 def _meta(metadata: Any) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
