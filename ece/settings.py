@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, TypeAdapter, field_validator
+from pydantic import Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ece.private_files import write_private
@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         "", description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is honoured"
     )
+    tls_cert: Path | None = Field(
+        None, description="PEM server certificate (chain): the API serves HTTPS, TLS 1.3 minimum, "
+        "and the local PostgreSQL runs ssl=on with it (`ece tls init` makes a local one)")
+    tls_key: Path | None = Field(None, description="PEM private key of ECE_TLS_CERT")
+    tls_ca: Path | None = Field(
+        None, description="PEM CA that issued ECE_TLS_CERT: clients verify the API and the app "
+        "connects to PostgreSQL with sslmode=verify-full against it")
     flink_rest_port: int = 8081
     dagster_port: int = 3000
     lake_catalog: str = "dbname=ece_lake host=127.0.0.1 port=5433 user=ece"
@@ -188,6 +195,19 @@ class Settings(BaseSettings):
             if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
                 raise ValueError("ECE_OAUTH_PROVIDERS must be a JSON list of objects")
         return value
+
+    @model_validator(mode="after")
+    def _verified_database(self) -> Settings:
+        """With TLS on, every app connection (psycopg, SQLAlchemy, alembic, pg_dump: all
+        read ``database_url``) verifies the server against ECE_TLS_CA; here, the one place
+        the URL is built. An ``sslmode`` already in the URL (an external database) wins."""
+        if self.tls_cert and self.tls_ca:
+            parts = urlsplit(self.database_url)
+            query = dict(parse_qsl(parts.query))
+            if "sslmode" not in query:
+                query |= {"sslmode": "verify-full", "sslrootcert": str(self.tls_ca)}
+                self.database_url = urlunsplit(parts._replace(query=urlencode(query, safe="/")))
+        return self
 
     # --- derived values -------------------------------------------------
 

@@ -3,6 +3,11 @@
 initdb refuses to run as root, so when the supervisor is root the cluster belongs
 to the ``postgres`` OS user. Authentication is ``trust`` on loopback only: the
 contract's URL carries no password and nothing listens beyond 127.0.0.1.
+
+With ``ECE_TLS_CERT``/``ECE_TLS_KEY`` the server runs ``ssl=on`` (TLS 1.3 minimum)
+with that certificate, and the app connects with ``sslmode=verify-full`` against
+``ECE_TLS_CA`` (``Settings.database_url``). Plain loopback connections stay allowed:
+the CDC connector and local tools still use them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 
+from ece.private_files import write_private
 from ece.settings import Settings
 from ops.stack.base import ManagedProcess, Part, PartFailed, wait_until
 
@@ -54,6 +60,30 @@ class Postgres(Part):
     @property
     def socket_dir(self) -> Path:
         return self.settings.data_dir / "pg-run"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.settings.data_dir / "pg-tls"
+
+    def _tls_settings(self) -> dict[str, str]:
+        """``ssl=on`` with a private copy of the certificate and key, or nothing without TLS.
+
+        PostgreSQL only loads a key owned by the cluster user with mode 0600 (the
+        ``postgres`` OS user when we are root), so it gets its own copy, refreshed on
+        every start so a re-issued certificate is picked up.
+        """
+        cert, key = self.settings.tls_cert, self.settings.tls_key
+        if cert is None or key is None:
+            return {}
+        self.tls_dir.mkdir(mode=0o700, exist_ok=True)
+        self._chown(self.tls_dir)
+        copies = {"server.crt": cert, "server.key": key}
+        for name, source in copies.items():
+            write_private(self.tls_dir / name, source.read_bytes(), replace=True)
+            self._chown(self.tls_dir / name)
+        return {"ssl": "on", "ssl_cert_file": str(self.tls_dir / "server.crt"),
+                "ssl_key_file": str(self.tls_dir / "server.key"),
+                "ssl_min_protocol_version": "TLSv1.3"}
 
     def _chown(self, path: Path) -> None:
         user = _run_as()
@@ -102,7 +132,7 @@ class Postgres(Part):
         argv = [str(PG_BIN / "postgres"), "-D", str(self.data_path),
                 "-c", f"port={self.settings.db_port}",
                 "-c", f"unix_socket_directories={self.socket_dir}"]
-        for key, value in SERVER_SETTINGS.items():
+        for key, value in {**SERVER_SETTINGS, **self._tls_settings()}.items():
             argv += ["-c", f"{key}={value}"]
         # SIGINT = "fast" shutdown: rolls back open transactions, checkpoints, exits.
         self.process = ManagedProcess(self.name, argv, self.log_path, user=_run_as(),
