@@ -1,9 +1,9 @@
 """Auction and bid bodies.
 
-Amounts are strict JSON integers of cents (no floats, no numeric strings, no
-booleans) with an upper bound, so "huge" amounts are a 422 rather than an overflow
-deep in the ledger. Unknown fields are refused: status, leader, end time and
-result are never writable by clients (OWASP API3).
+Amounts are whole JSON numbers of cents (no fractions, no numeric strings, no
+booleans; ``api.core.integers``) with an upper bound, so "huge" amounts are a
+422 rather than an overflow deep in the ledger. Unknown fields are refused: status,
+leader, end time and result are never writable by clients (OWASP API3).
 """
 
 import uuid
@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.core.integers import WHOLE
 
 AuctionStatus = Literal["active", "ended", "cancelled"]
 AuctionResult = Literal["sold", "no_sale"]
@@ -21,7 +23,7 @@ MIN_DURATION_S = 60
 MAX_DURATION_S = 30 * 24 * 3600
 DEFAULT_INCREMENT_CENTS = 100
 
-Cents = Annotated[int, Field(strict=True, gt=0, le=MAX_CENTS)]
+Cents = Annotated[int, Field(strict=True, gt=0, le=MAX_CENTS), WHOLE]
 
 
 class AuctionCreate(BaseModel):
@@ -31,7 +33,9 @@ class AuctionCreate(BaseModel):
     start_price_cents: Cents
     reserve_price_cents: Cents | None = None
     min_increment_cents: Cents = DEFAULT_INCREMENT_CENTS
-    duration_seconds: Annotated[int, Field(strict=True, ge=MIN_DURATION_S, le=MAX_DURATION_S)]
+    duration_seconds: Annotated[
+        int, Field(strict=True, ge=MIN_DURATION_S, le=MAX_DURATION_S), WHOLE
+    ]
 
     @model_validator(mode="after")
     def _reserve_not_below_start(self) -> "AuctionCreate":

@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from api.core.cache import get_redis
 from api.core.db import get_engine
-from api.core.problems import PROBLEM_JSON
+from api.core.problems import PROBLEM_JSON, problem_responses
 from ece.settings import get_settings
 
 router = APIRouter(tags=["health"])
@@ -156,7 +156,11 @@ async def readiness() -> tuple[dict[str, Any], int]:
     return answer
 
 
-@router.get("/readyz", summary="Readiness: database, cache and broker reachable")
+@router.get(
+    "/readyz",
+    summary="Readiness: database, cache and broker reachable",
+    responses=problem_responses(503),  # not_ready, with ``failing``, ``degraded``, ``checks``
+)
 async def readyz() -> JSONResponse:
     body, status = await readiness()
     media_type = PROBLEM_JSON if status != 200 else "application/json"

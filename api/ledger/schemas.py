@@ -7,9 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.core.integers import WHOLE
+
 MAX_AMOUNT_CENTS = 10**12  # ten billion currency units: far above any real card
 
-AmountCents = Annotated[int, Field(gt=0, le=MAX_AMOUNT_CENTS, strict=True)]
+AmountCents = Annotated[int, Field(gt=0, le=MAX_AMOUNT_CENTS, strict=True), WHOLE]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 

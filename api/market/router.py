@@ -64,7 +64,11 @@ async def list_listings(
         and max_price_cents is not None
         and min_price_cents > max_price_cents
     ):
-        raise validation_error("min_price_cents is greater than max_price_cents")
+        raise validation_error(
+            "min_price_cents is greater than max_price_cents",
+            [{"loc": ["query", "min_price_cents"], "msg": "greater than max_price_cents",
+              "type": "value_error"}],
+        )
     rows, next_cursor = await service.list_listings(
         session,
         status=status,

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.core.integers import WHOLE
 from api.ledger.schemas import MAX_AMOUNT_CENTS
 
 ListingStatus = Literal["active", "sold", "cancelled"]
 ListingSort = Literal["price", "-price", "created", "-created"]
-PriceCents = Annotated[int, Field(gt=0, le=MAX_AMOUNT_CENTS, strict=True)]
+PriceCents = Annotated[int, Field(gt=0, le=MAX_AMOUNT_CENTS, strict=True), WHOLE]
 
 
 class ListingCreate(BaseModel):

@@ -30,11 +30,18 @@ def _check_signature(value: str) -> str:
     return value
 
 
+# The base58 alphabet in the schema too (clients and generators see it); what no pattern
+# can say (the decoded length, a point on the curve) stays in the validators.
+BASE58 = r"^[1-9A-HJ-NP-Za-km-z]+$"
 Address = Annotated[
-    str, StringConstraints(min_length=32, max_length=44), AfterValidator(_check_address)
+    str,
+    StringConstraints(min_length=32, max_length=44, pattern=BASE58),
+    AfterValidator(_check_address),
 ]
 SignatureB58 = Annotated[
-    str, StringConstraints(min_length=64, max_length=88), AfterValidator(_check_signature)
+    str,
+    StringConstraints(min_length=64, max_length=88, pattern=BASE58),
+    AfterValidator(_check_signature),
 ]
 Nonce = Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 

@@ -143,8 +143,18 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+def _problem_answer(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with 422s described as the problem+json they really are."""
+    """FastAPI's document, with 422s described as the problem+json they really are, and
+    the 400 FastAPI answers on every JSON body it cannot decode (bytes that are not
+    UTF-8: a JSON syntax error is a 422) declared where it can happen (the fuzzing test,
+    ``tests/api/test_fuzz_openapi.py``, found it undeclared)."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
@@ -156,10 +166,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operation in operations.values():
             responses = operation.get("responses", {})
             if "422" in responses:
-                responses["422"] = {
-                    "description": "Validation error (problem+json, code validation_error)",
-                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }
+                responses["422"] = _problem_answer(
+                    "Validation error (problem+json, code validation_error)"
+                )
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                responses.setdefault("400", _problem_answer(
+                    "Unreadable body, e.g. not UTF-8 (problem+json, code bad_request)"
+                ))
     app.openapi_schema = schema
     return schema
 
