@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from api.cards.models import RARITIES
+from api.core.integers import WHOLE
 
 MAX_ALERT_CENTS = 10**12
 SetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -46,7 +47,7 @@ class WatchPage(BaseModel):
 class AlertIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_price_cents: int = Field(gt=0, le=MAX_ALERT_CENTS, strict=True)
+    max_price_cents: Annotated[int, Field(gt=0, le=MAX_ALERT_CENTS, strict=True), WHOLE]
     card_id: uuid.UUID | None = None
     set_name: SetName | None = None
     rarity: str | None = Field(None, description=f"one of {', '.join(RARITIES)}")
