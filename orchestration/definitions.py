@@ -10,7 +10,13 @@ from dagster import AssetChecksDefinition, Definitions, colored_console_logger, 
 from ece.settings import get_settings
 from orchestration import checks
 from orchestration.assets.bronze import bronze_landing
+from orchestration.assets.consistency import (
+    CONSISTENCY_ASSETS,
+    CONSISTENCY_JOBS,
+    CONSISTENCY_SCHEDULES,
+)
 from orchestration.assets.layers import LAYER_ASSETS
+from orchestration.assets.reports import REPORT_ASSETS, REPORT_JOBS, REPORT_SCHEDULES
 from orchestration.freshness import FRESHNESS_CHECKS, freshness_sensor
 from orchestration.jobs import gold_job, land_job, refresh_job
 from orchestration.loggers import progress_logger
@@ -30,11 +36,11 @@ def quality_checks() -> list[AssetChecksDefinition]:
 def build_definitions() -> Definitions:
     """Definitions for the current settings (tests build them after setting ECE_*)."""
     return Definitions(
-        assets=[bronze_landing, *LAYER_ASSETS],
+        assets=[bronze_landing, *LAYER_ASSETS, *REPORT_ASSETS, *CONSISTENCY_ASSETS],
         asset_checks=[*quality_checks(), *FRESHNESS_CHECKS],
-        jobs=[land_job, refresh_job, gold_job],
+        jobs=[land_job, refresh_job, gold_job, *REPORT_JOBS, *CONSISTENCY_JOBS],
         sensors=[cdc_events_sensor, freshness_sensor],
-        schedules=[nightly_refresh],
+        schedules=[nightly_refresh, *REPORT_SCHEDULES, *CONSISTENCY_SCHEDULES],
         resources=resources_for(get_settings()),
         executor=in_process_executor,
         # console stays the default; the CLI picks progress through run config

@@ -9,6 +9,14 @@ green part and an error page.
 SIGTERM are back to their default dispositions first: a supervisor started in
 the background (``make up &``, CI) has them ignored, ignored signals survive
 ``exec``, and ``dagster dev`` would then never stop on SIGTERM.
+
+Surviving a kill -9 of the part mid-run (``dagster.yaml`` below, and ``main``):
+the run workers die with the part's process group, and nothing would ever report
+their runs' end. Before ``dagster dev`` starts again, ``main`` closes the runs whose
+worker is gone (:func:`orchestration.backfill.close_orphaned_runs`); run retries
+then re-execute them from the failure (a crashed run only: a failed step is not
+retried, it is a real failure to look at), so a backfill resumes and completes;
+run monitoring fails a run that never got a worker (stuck STARTING).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from ece.settings import REPO_ROOT, Settings
+from ece.settings import REPO_ROOT, Settings, get_settings
 from ops.stack.base import ManagedProcess, Part, PartFailed, wait_until
 
 READY_TIMEOUT_S = 180.0  # webserver + daemon + code location import on a loaded 2-core box
@@ -29,8 +37,18 @@ INSTANCE_YAML = """\
 # Written by ops.stack.dagster on each start: edit that module, not this file.
 telemetry:
   enabled: false
+nux:
+  enabled: false
 code_servers:
   local_startup_timeout: 180
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  poll_interval_seconds: 30
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
 """
 LOCATION_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
@@ -44,7 +62,8 @@ def dagster_home(settings: Settings) -> Path:
 
 
 def write_instance(settings: Settings) -> Path:
-    """Create ``DAGSTER_HOME`` with its ``dagster.yaml`` (telemetry off, patient code server)."""
+    """Create ``DAGSTER_HOME`` with its ``dagster.yaml`` (telemetry and the "join the
+    community" pop-up off, patient code server, run monitoring, retries of crashed runs)."""
     home = dagster_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(INSTANCE_YAML)
@@ -112,10 +131,27 @@ class Dagster(Part):
         return True, f"{self.url} (dagster {version})"
 
 
+def close_orphaned_runs(settings: Settings) -> None:
+    """Close the runs a killed part left in flight (no worker of ours is alive yet).
+
+    Skipped (no Dagster import) when the instance has never recorded a run.
+    """
+    home = dagster_home(settings)
+    if not (home / "history" / "runs.db").exists():
+        return
+    from dagster import DagsterInstance
+
+    from orchestration.backfill import close_orphaned_runs as close
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        close(instance, lambda message: print(f"ops.stack.dagster: {message}", flush=True))
+
+
 def main() -> None:
-    """Restore default signal handling, then become ``python -m dagster <args>``."""
+    """Restore default signal handling, close orphaned runs, become ``python -m dagster <args>``."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    close_orphaned_runs(get_settings())
     os.execv(sys.executable, [sys.executable, "-m", "dagster", *sys.argv[1:]])
 
 
