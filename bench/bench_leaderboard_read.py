@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
-import sys
 import time
 import uuid
 
 import httpx
 import redis
 
-from bench.harness import run_load, throwaway_platform
+from bench.harness import baseline_server, run_load, throwaway_platform
 from ece.contracts import market_data as md
 from ece.contracts.realtime import iso_millis
-from ops.stack.base import free_port
 
 CONCURRENCY = 16
 
@@ -62,26 +59,12 @@ def main() -> None:
         r = httpx.get(api + path)
         assert r.headers["x-data-source"] == "hot", "the API did not answer from the hot set"
         assert len(r.json()["entries"]) == min(args.users, args.limit)
-        port = free_port()
-        baseline = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.baseline_leaderboard_app:app",
-             "--port", str(port), "--workers", str(platform.settings.api_workers),
-             "--no-access-log", "--log-level", "warning"])
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    httpx.get(base_url + path)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with baseline_server("bench.baseline_leaderboard_app:app",
+                             platform.settings.api_workers, path) as base_url:
             run_load(lambda c: c.get(api + path), CONCURRENCY, 2)  # warm both
             run_load(lambda c: c.get(base_url + path), CONCURRENCY, 2)
             ours = run_load(lambda c: c.get(api + path), CONCURRENCY, args.seconds)
             base = run_load(lambda c: c.get(base_url + path), CONCURRENCY, args.seconds)
-        finally:
-            baseline.terminate()
-            baseline.wait(10)
     print(f"leaderboard read, top {args.limit} of {args.users}, {CONCURRENCY} concurrent "
           f"clients, {args.seconds:.0f} s each, {platform.settings.api_workers} worker(s)")
     print(ours.line("GET /leaderboards/traders"))

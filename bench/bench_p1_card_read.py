@@ -4,16 +4,12 @@ Both run under uvicorn with the same worker count, against the same database,
 driven by the same load loop in the same run; the ratio is what matters.
 """
 
-import subprocess
-import sys
-import time
 
 import httpx
 
-from bench.harness import run_load, throwaway_platform
+from bench.harness import baseline_server, run_load, throwaway_platform
 from ece.settings import Settings
 from ops.seed import ensure_admin
-from ops.stack.base import free_port
 
 CONCURRENCY = 16
 SECONDS = 10.0
@@ -34,33 +30,20 @@ def main() -> None:
     with throwaway_platform("api") as platform:
         api = platform.part("api").url
         ids = _create_cards(platform.settings, api, 100)
-        port = free_port()
-        baseline = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.baseline_card_app:app", "--port", str(port),
-             "--workers", str(platform.settings.api_workers), "--no-access-log",
-             "--log-level", "warning"])
-        try:
-            for _ in range(100):
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/cards/{ids[0]}")
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+        with baseline_server("bench.baseline_card_app:app", platform.settings.api_workers,
+                             f"/cards/{ids[0]}") as base_url:
             counter = iter(range(10**9))
 
             def api_request(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
                 return client.get(f"{api}/cards/{ids[next(counter) % len(ids)]}")
 
             def baseline_request(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
-                return client.get(f"http://127.0.0.1:{port}/cards/{ids[next(counter) % len(ids)]}")
+                return client.get(f"{base_url}/cards/{ids[next(counter) % len(ids)]}")
 
             run_load(api_request, CONCURRENCY, 2)  # warm the cache and both processes
             run_load(baseline_request, CONCURRENCY, 2)
             ours = run_load(api_request, CONCURRENCY, SECONDS)
             base = run_load(baseline_request, CONCURRENCY, SECONDS)
-        finally:
-            baseline.terminate()
-            baseline.wait(10)
     print(f"P1 card read, {CONCURRENCY} concurrent clients, {SECONDS:.0f} s each, "
           f"{platform.settings.api_workers} uvicorn worker(s)")
     print(ours.line("GET /cards/{id} (cached)"))

@@ -10,6 +10,8 @@ import asyncio
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +44,30 @@ def throwaway_platform(*parts: str) -> Iterator[Platform]:
     finally:
         platform.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def baseline_server(app: str, workers: int, probe_path: str) -> Iterator[str]:
+    """A bare FastAPI baseline (``module:app``) under uvicorn with the API's worker count,
+    on a free port, answering ``probe_path``; yields its base URL, stops it afterwards."""
+    from ops.stack.base import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--port", str(port),
+                               "--workers", str(workers), "--no-access-log",
+                               "--log-level", "warning"])
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(base_url + probe_path)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 @dataclass
