@@ -7,6 +7,7 @@ The app runs in-process behind ``httpx.ASGITransport``; every test talks HTTP to
 and checks the database directly when it must prove that nothing was written.
 """
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from ece.settings import Settings, get_settings
-from tests.support.apitest import PASSWORD, Account, Db, register_and_login, unique
+from tests.support.apitest import PASSWORD, Account, Db, register_and_login, relogin, unique
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +51,39 @@ def db(api_settings: Settings) -> Db:
     return Db(api_settings.database_url)
 
 
-@pytest.fixture(scope="session")
-async def user(client: httpx.AsyncClient) -> Account:
-    return await register_and_login(client)
+class FreshAccount:
+    """A session-scoped account whose access token is renewed before it expires: tokens
+    live ``access_token_ttl_seconds`` (15 min), a test session far longer, and a test
+    late in the session must not fail on a token an earlier one was handed."""
+
+    def __init__(self, account: Account, ttl_seconds: int) -> None:
+        self.account, self.renew_after = account, max(ttl_seconds - 180, ttl_seconds / 2)
+        self.issued = time.monotonic()
+
+    async def current(self, client: httpx.AsyncClient) -> Account:
+        if time.monotonic() - self.issued > self.renew_after:
+            self.account, self.issued = await relogin(client, self.account), time.monotonic()
+        return self.account
 
 
 @pytest.fixture(scope="session")
-async def admin(client: httpx.AsyncClient, app: FastAPI) -> Account:
+async def session_user(client: httpx.AsyncClient, api_settings: Settings) -> FreshAccount:
+    return FreshAccount(await register_and_login(client), api_settings.access_token_ttl_seconds)
+
+
+@pytest.fixture
+async def user(client: httpx.AsyncClient, session_user: FreshAccount) -> Account:
+    return await session_user.current(client)
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, session_admin: FreshAccount) -> Account:
+    return await session_admin.current(client)
+
+
+@pytest.fixture(scope="session")
+async def session_admin(client: httpx.AsyncClient, app: FastAPI,
+                        api_settings: Settings) -> FreshAccount:
     """An admin made the way operators make one: through ``create_admin`` (the CLI path)."""
     from api.audit.chain import AuditContext
     from api.core.db import get_sessionmaker
@@ -74,13 +101,13 @@ async def admin(client: httpx.AsyncClient, app: FastAPI) -> Account:
     r = await client.post("/auth/login", json={"login": username, "password": PASSWORD})
     assert r.status_code == 200, r.text
     body = r.json()
-    return Account(
+    return FreshAccount(Account(
         str(created.id),
         username,
         f"{username}@example.com",
         body["access_token"],
         body["refresh_token"],
-    )
+    ), api_settings.access_token_ttl_seconds)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from ece.settings import Settings
+from tests.support.api_fixtures import FreshAccount
 from tests.support.apitest import Account, Db, register_and_login
 from tests.support.auctiontest import (
     balances,
@@ -31,7 +32,8 @@ CLOSE_WITHIN = timedelta(seconds=2)
 
 
 @pytest.fixture(scope="module")
-async def people(client: httpx.AsyncClient, admin: Account) -> dict[str, Account]:
+async def people(client: httpx.AsyncClient, session_admin: FreshAccount) -> dict[str, Account]:
+    admin = await session_admin.current(client)
     seller, alice, bob = await asyncio.gather(*(register_and_login(client) for _ in range(3)))
     for bidder in (alice, bob):
         await fund(client, admin, bidder.id, 1_000_000)

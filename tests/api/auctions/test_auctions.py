@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.api_fixtures import FreshAccount
 from tests.support.apitest import Account, Db, assert_problem, register_and_login
 from tests.support.auctiontest import balances, bid, create_auction, set_ends_in, snapshot
 from tests.support.markettest import fund, list_card, new_card
@@ -20,7 +21,8 @@ async def seller(client: httpx.AsyncClient) -> Account:
 
 
 @pytest.fixture(scope="module")
-async def bidders(client: httpx.AsyncClient, admin: Account) -> list[Account]:
+async def bidders(client: httpx.AsyncClient, session_admin: FreshAccount) -> list[Account]:
+    admin = await session_admin.current(client)
     accounts = await asyncio.gather(*(register_and_login(client) for _ in range(3)))
     for account in accounts:
         await fund(client, admin, account.id, 1_000_000)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ece.settings import Settings
+from tests.support.api_fixtures import FreshAccount
 from tests.support.apitest import Account, Db, assert_problem, register_and_login
 from tests.support.auctiontest import (
     assert_books_balance,
@@ -23,8 +24,9 @@ from tests.support.markettest import fund, list_card, new_card
 
 
 @pytest.fixture(scope="module")
-async def pair(client: httpx.AsyncClient, admin: Account) -> list[Account]:
+async def pair(client: httpx.AsyncClient, session_admin: FreshAccount) -> list[Account]:
     """An owner and a counterparty with money."""
+    admin = await session_admin.current(client)
     owner, other = await asyncio.gather(*(register_and_login(client) for _ in range(2)))
     await fund(client, admin, other.id, 1_000_000)
     return [owner, other]
