@@ -60,6 +60,10 @@ class LandingConfig:
     batch_size: int = 5000
     max_messages_per_topic: int = 200_000
     poll_timeout_s: float = 1.0
+    # How long the first fetch after assign may take when the watermarks say events are
+    # waiting: a busy broker can take longer than one poll, and an empty first poll
+    # must not pass for "drained" (the refresh would land nothing and say it was done).
+    first_fetch_s: float = 15.0
     max_conflict_retries: int = 3
     prefix: str = "ece"
     extra_consumer_config: dict[str, Any] = field(default_factory=dict)
@@ -226,12 +230,16 @@ def land_topic(con: duckdb.DuckDBPyConnection, consumer: Consumer, table: str,
         return report
     lake_drained = state.drained
     consumer.assign([TopicPartition(topic, p, positions.get(p, 0)) for p in partitions])
+    # A drained last landing plus a nonzero count means the watermarks prove events wait.
+    first_fetch_until = time.monotonic() + config.first_fetch_s if lake_drained else 0.0
     try:
         while report.landed + report.tombstones + report.invalid < config.max_messages_per_topic:
             budget = config.max_messages_per_topic - report.landed - report.tombstones \
                 - report.invalid
             wanted = min(config.batch_size, budget)
             msgs = consumer.consume(wanted, config.poll_timeout_s)
+            if not msgs and not report.batches and time.monotonic() < first_fetch_until:
+                continue  # events wait (the watermarks said so): the first fetch is slow
             # Fewer than asked = the poll timed out = every partition read to its end.
             drained = len(msgs) < wanted
             if not msgs:
