@@ -358,3 +358,21 @@ async def reconcile(
              mismatch=summary.mismatch, missing=summary.missing, in_flight=summary.in_flight,
              seconds=round(summary.seconds, 3), own_publisher=own)
     return summary
+
+
+async def reconcile_once(settings: Settings, *, batch: int = DEFAULT_BATCH,
+                         grace_seconds: float = DEFAULT_GRACE_SECONDS,
+                         concurrency: int = 4) -> ReconcileSummary:
+    """One pass with its own short-lived engine and RPC client, for the callers outside
+    the API process (``ece chain reconcile``, ``ece status``, ``ece check``, Dagster): the
+    pass may run beside an app in the same process, so it never borrows the app's pool."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(settings.sqlalchemy_url, pool_size=1)
+    try:
+        async with AsyncClient(settings.solana_rpc_url, timeout=30) as client, \
+                engine.connect() as conn:
+            return await reconcile(conn, client, batch=batch, grace_seconds=grace_seconds,
+                                   concurrency=concurrency)
+    finally:
+        await engine.dispose()

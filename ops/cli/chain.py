@@ -30,22 +30,11 @@ async def run_reconcile(
     batch: int, grace_seconds: float, concurrency: int
 ) -> ReconcileSummary:
     """One reconciliation pass with the configured database and RPC (CLI and `ece status`)."""
-    from solana.rpc.async_api import AsyncClient
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from api.nfts.reconcile import reconcile
+    from api.nfts.reconcile import reconcile_once
     from ece.settings import get_settings
 
-    settings = get_settings()
-    # Its own short-lived engine: the command may run beside an app in the same process.
-    engine = create_async_engine(settings.sqlalchemy_url, pool_size=1)
-    try:
-        async with AsyncClient(settings.solana_rpc_url, timeout=30) as client, \
-                engine.connect() as conn:
-            return await reconcile(conn, client, batch=batch, grace_seconds=grace_seconds,
-                                   concurrency=concurrency)
-    finally:
-        await engine.dispose()
+    return await reconcile_once(get_settings(), batch=batch, grace_seconds=grace_seconds,
+                                concurrency=concurrency)
 
 
 def render(summary: ReconcileSummary, console: Console, show: int) -> None:

@@ -146,18 +146,9 @@ def market_runner(settings: Settings, settle_s: float) -> Callable[[], list[Row]
 
 async def reconcile_chain(settings: Settings) -> Any:
     """One pass of the platform's reconciler with its own engine and RPC client."""
-    from solana.rpc.async_api import AsyncClient
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from api.nfts.reconcile import reconcile_once
 
-    from api.nfts.reconcile import reconcile
-
-    engine = create_async_engine(settings.sqlalchemy_url, pool_size=1)
-    try:
-        async with AsyncClient(settings.solana_rpc_url, timeout=30) as client, \
-                engine.connect() as conn:
-            return await reconcile(conn, client)
-    finally:
-        await engine.dispose()
+    return await reconcile_once(settings)
 
 
 def report_metadata(report: Report) -> dict[str, Any]:
