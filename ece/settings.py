@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     flink_rest_url: str | None = Field(
         None, description="an external Flink's REST API (set: no local Flink is started)"
     )
+    flink_mode: Literal["minicluster", "session"] = Field(
+        "minicluster", description="minicluster: the job in one local JVM; session: a standalone "
+        "Flink session cluster (a JobManager and ECE_FLINK_TASKMANAGERS TaskManagers)")
+    flink_taskmanagers: int = Field(2, ge=1, description="TaskManagers of the session cluster")
+    flink_parallelism: int = Field(1, ge=1, description="parallelism the job is submitted with")
+    flink_jobmanager: str | None = Field(
+        None, description="host:port of an existing Flink JobManager to submit the job to "
+        "(set: no local cluster is started)")
     pypi_simple_url: str = Field(
         "https://pypi.org/simple", description="index the Flink connector jars come from"
     )
