@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ece import db_roles
 from ece.private_files import write_private
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -70,14 +71,21 @@ class Settings(BaseSettings):
         "dev", description="dev | test | prod; prod refuses generated secrets and key files")
     data_dir: Path = Field(REPO_ROOT / "data", description="all local state lives here")
 
-    database_url: str = "postgresql://ece@127.0.0.1:5433/ece"
+    # Roles and their addresses: docs/operations.md "Database roles", ece/db_roles.py.
+    database_url: str = Field("postgresql://ece_app@127.0.0.1:5433/ece",
+                              description="the app's database (role ece_app)")
+    database_owner_url: str | None = Field(None, description="migrations (ece_owner)")
+    database_cdc_url: str | None = Field(None, description="Debezium (ece_cdc)")
+    database_etl_url: str | None = Field(None, description="Dagster's reads (ece_etl)")
+    lake_analyst_catalog: str | None = Field(None, description="analysts' lake (ece_analyst)")
+    db_passfile_dir: Path | None = Field(None, description="local roles' pgpass_<role> files")
     redis_url: str = "redis://127.0.0.1:6380/0"
     kafka_bootstrap: str = "127.0.0.1:9092"
     arweave_url: str = "http://127.0.0.1:1984"
     solana_rpc_url: str = "http://127.0.0.1:8899"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_workers: int = Field(1, description="uvicorn worker processes")
+    api_workers: int = Field(2, description="uvicorn worker processes")
     trusted_proxies: str = Field(
         "", description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is honoured"
     )
@@ -90,7 +98,8 @@ class Settings(BaseSettings):
         "connects to PostgreSQL with sslmode=verify-full against it")
     flink_rest_port: int = 8081
     dagster_port: int = 3000
-    lake_catalog: str = "dbname=ece_lake host=127.0.0.1 port=5433 user=ece"
+    lake_catalog: str = Field("dbname=ece_lake host=127.0.0.1 port=5433 user=ece_etl",
+                              description="DuckLake catalog of the lake writers (ece_etl)")
     lake_data_path: Path | None = None
     backup_dir: Path | None = Field(
         None, description="where `ece backup create` writes (default <data_dir>/backups)"
@@ -217,6 +226,15 @@ class Settings(BaseSettings):
                 self.database_url = urlunsplit(parts._replace(query=urlencode(query, safe="/")))
         return self
 
+    @model_validator(mode="after")
+    def _local_passwords(self) -> Settings:
+        """A local role's address without a password reads it from the local password
+        file (``ece.db_roles`` says why not inside the URL); others stay as given."""
+        # Through __dict__: an assignment would mark them "set", i.e. external services.
+        self.__dict__["database_url"] = self.with_passfile(self.database_url)
+        self.__dict__["lake_catalog"] = self.with_passfile(self.lake_catalog)
+        return self
+
     # --- derived values -------------------------------------------------
 
     @property
@@ -226,6 +244,39 @@ class Settings(BaseSettings):
         if scheme.startswith("postgres"):
             return f"postgresql+psycopg://{rest}"
         return self.database_url
+
+    def passfile(self, role: str) -> Path:
+        """The libpq password file of one local role (``data/secrets/pgpass_<role>``)."""
+        return (self.db_passfile_dir or self.secrets_dir) / f"pgpass_{role}"
+
+    def with_passfile(self, address: str) -> str:
+        """``address`` reading a local role's password from its :meth:`passfile` (see
+        :mod:`ece.db_roles`); other addresses unchanged."""
+        return db_roles.with_passfile(address, self.passfile)
+
+    def role_url(self, role: str) -> str:
+        """The database URL of ``role``: its own setting, else ``database_url`` as that role.
+
+        The one place role addresses are built, so pointing ``ECE_DATABASE_URL`` at another
+        cluster moves every role with it; each can still be set on its own.
+        """
+        if role not in db_roles.DB_ROLES:
+            raise ValueError(f"unknown database role {role!r}")
+        given = {db_roles.APP: self.database_url, db_roles.OWNER: self.database_owner_url,
+                 db_roles.CDC: self.database_cdc_url, db_roles.ETL: self.database_etl_url}
+        return self.with_passfile(given.get(role) or db_roles.url_as(self.database_url, role))
+
+    @property
+    def analyst_lake_catalog(self) -> str:
+        """The lake catalog as ``ece_analyst`` (read-only): its setting, else derived."""
+        return self.with_passfile(self.lake_analyst_catalog
+                                  or db_roles.conninfo_as(self.lake_catalog, db_roles.ANALYST))
+
+    def role_password(self, role: str) -> str:
+        """The generated password of a local role (``data/secrets/pg_<role>``, mode 0600)."""
+        if role not in db_roles.DB_ROLES:
+            raise ValueError(f"unknown database role {role!r}")
+        return self.secret(f"pg_{role}")
 
     @property
     def db_host(self) -> str:
@@ -241,7 +292,7 @@ class Settings(BaseSettings):
 
     @property
     def db_user(self) -> str:
-        return urlsplit(self.database_url).username or "ece"
+        return urlsplit(self.database_url).username or "ece_app"
 
     @property
     def redis_port(self) -> int:

@@ -26,6 +26,8 @@ def _test_environment(data_dir: Path) -> dict[str, str]:
     return {
         "ECE_ENV": "test",
         "ECE_DATA_DIR": str(data_dir),
+        # Fixtures switch ECE_DATA_DIR per test: the roles' password file stays the session's.
+        "ECE_DB_PASSFILE_DIR": str(data_dir / "secrets"),
         # Every test client shares 127.0.0.1: keep the per-IP limit out of unrelated tests
         # (the rate-limit tests set their own limits).
         "ECE_RATE_LIMIT_IP": "1000000",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import duckdb
+import psycopg
 
 from ece.retry import retry_call
 from ece.settings import Settings
@@ -63,7 +64,9 @@ def attach_statement(settings: Settings, read_only: bool = False) -> str:
     options = [f"DATA_PATH {quote_literal(str(settings.lake_path) + '/')}"]
     if read_only:
         options.append("READ_ONLY")
-    return (f"ATTACH {quote_literal('ducklake:postgres:' + settings.lake_catalog)} AS {ALIAS} "
+    # A local role's catalog string reads its password from the libpq password file.
+    catalog = settings.with_passfile(settings.lake_catalog)
+    return (f"ATTACH {quote_literal('ducklake:postgres:' + catalog)} AS {ALIAS} "
             f"({', '.join(options)})")
 
 
@@ -100,10 +103,43 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
             for schema in SCHEMAS:
                 retry_conflicts(partial(con.execute,
                                         f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{schema}"))
+            grant_readers(settings)
     except Exception:
         con.close()
         raise
     return con
+
+
+# The catalog's writer (``ece_etl``) owns DuckLake's tables: it lets ``ece_analyst`` read
+# them, now and the ones a later DuckLake version adds (docs/operations.md "Database roles").
+READER_GRANTS_LOCK = 7_310_002  # any constant (the migrations' lock is 7_310_001)
+READER_GRANTS = """
+DO $readers$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'ece_analyst')
+            AND current_user <> 'ece_analyst' THEN
+        GRANT SELECT ON ALL TABLES IN SCHEMA public TO ece_analyst;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO ece_analyst;
+    END IF;
+END
+$readers$
+"""
+
+
+def grant_readers(settings: Settings) -> None:
+    """Let the analysts' role read the catalog this writer initialised (idempotent).
+
+    Done by the writer itself because only a table's owner (or a superuser) may grant
+    it, and catalogs are made by whoever attaches first (the bootstrap's database,
+    a test's throwaway one). Tables owned by another role are skipped by PostgreSQL
+    with a warning, not an error.
+    """
+    with psycopg.connect(settings.with_passfile(settings.lake_catalog),
+                         connect_timeout=10) as conn, conn.transaction():
+        # Concurrent GRANTs on one table fail ("tuple concurrently updated"): writers that
+        # connect at the same moment take turns (the lock is per database, until commit).
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (READER_GRANTS_LOCK,))
+        conn.execute(READER_GRANTS)
 
 
 def is_conflict(exc: BaseException) -> bool:

@@ -25,8 +25,8 @@ settings let through, :func:`check` refuses before anything runs (``sql``):
 The DuckDB shell cannot run :func:`check`: it runs the same three settings (the
 third through ``.safe_mode``, which also disables ``.shell``, ``.open``, ``.read``,
 ``.output`` and ``.import``). What stays open there, and everywhere for a
-``postgres_scan`` through trust authentication, only database roles can close:
-docs/lake.md, "Sandbox".
+``postgres_scan``, the ``ece_analyst`` role closes: it can connect to the lake
+catalog database only, read-only (docs/lake.md, "Sandbox").
 """
 
 from __future__ import annotations
@@ -74,8 +74,13 @@ class SandboxRefused(Exception):
 
 
 def analyst_catalog(settings: Settings) -> str:
-    """The libpq string analysts attach the lake with (the sandbox uses the same)."""
-    return settings.lake_catalog
+    """The libpq string analysts attach the lake with (the sandbox uses the same).
+
+    It logs in as ``ece_analyst``, which may read the lake catalog database and nothing
+    else (docs/operations.md "Database roles"): whatever a query slips past
+    :func:`check` (or the shell's ``postgres_scan``) meets PostgreSQL's own refusal.
+    """
+    return settings.analyst_lake_catalog
 
 
 def _analyst_settings(settings: Settings) -> Settings:

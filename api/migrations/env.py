@@ -1,4 +1,8 @@
-"""Alembic environment: sync psycopg 3, URL from the config or from ece settings."""
+"""Alembic environment: sync psycopg 3, URL from the config or from ece settings.
+
+Without a URL in the config, migrations log in as ``ece_owner`` (the role that owns
+every table; docs/operations.md "Database roles"), not as the app.
+"""
 
 from logging.config import fileConfig
 
@@ -8,6 +12,7 @@ from sqlalchemy import create_engine, pool, text
 import api.models  # noqa: F401  (registers every table on Base.metadata)
 from api.core.db import Base
 from api.migrations.runner import sync_url
+from ece.db_roles import OWNER
 from ece.settings import get_settings
 
 # Any constant: one migration run at a time per database.
@@ -21,7 +26,7 @@ target_metadata = Base.metadata
 
 
 def database_url() -> str:
-    return config.get_main_option("sqlalchemy.url") or sync_url(get_settings().database_url)
+    return config.get_main_option("sqlalchemy.url") or sync_url(get_settings().role_url(OWNER))
 
 
 def run_migrations_offline() -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ece.db_roles import OWNER
 from ece.settings import Settings
 from ops.backup import pg
 from ops.backup.manifest import FORMAT, Progress, Say, checksums, copy_file, walk, write_manifest
@@ -94,13 +95,16 @@ def create_backup(settings: Settings, folder: Path | None, say: Say) -> dict[str
     say(f"backing up {settings.data_dir} into {folder}")
 
     (folder / "db").mkdir()
-    pg.dump_roles(settings.database_url, folder / "db" / "roles.sql")
+    # As the owner of every table (and reader of CDC's state schema): the app's role
+    # could not read everything, a superuser is not needed.
+    owner_url = settings.role_url(OWNER)
+    pg.dump_roles(owner_url, folder / "db" / "roles.sql")
     lake = _lake(settings, folder, say)
 
     started = time.monotonic()
     say(f"dumping the application database ({settings.db_name}) ...")
     app_snapshot_at = time.time()
-    pg.dump(settings.database_url, folder / "db" / f"{settings.db_name}.dump")
+    pg.dump(owner_url, folder / "db" / f"{settings.db_name}.dump")
     _timed(say, f"{settings.db_name} dumped "
                 f"({(folder / 'db' / f'{settings.db_name}.dump').stat().st_size / 1e6:.1f} MB)",
            started)

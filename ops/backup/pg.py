@@ -49,9 +49,14 @@ def dump(conninfo: str, target: Path, snapshot: str | None = None) -> None:
 
 
 def dump_roles(conninfo: str, target: Path) -> None:
-    """The cluster's roles (with their password hashes): owners and grants need them."""
-    run_tool("pg_dumpall", "--roles-only", "--no-password", f"--dbname={conninfo}",
-             f"--file={target}")
+    """The cluster's roles and memberships: owners and grants need them.
+
+    Without password hashes (only a superuser may read them, and backups run as
+    ``ece_owner``): the roles' passwords are the generated secrets the backup holds,
+    which the cluster bootstrap applies again on every start.
+    """
+    run_tool("pg_dumpall", "--roles-only", "--no-role-passwords", "--no-password",
+             f"--dbname={conninfo}", f"--file={target}")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """``ece backup restore``: a backup into an empty data folder, ready for ``ece up``.
 
 The databases go into a new cluster: a temporary PostgreSQL (the platform's own
-part, on a free port) initialises ``<data>/pg``, the roles are recreated, both
-databases restored from their dumps, and the lake catalog's ``data_path`` pointed at
+part, on a free port) initialises ``<data>/pg`` and creates the database roles with the
+restored secrets' passwords; as its socket-only superuser the backup's roles script
+runs (attributes and memberships, no passwords), both databases are restored from
+their dumps (owners and grants included), and the lake catalog's ``data_path`` pointed at
 the restored lake folder; then it stops. Files are copied back with their modes.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from ece.db_roles import ETL
 from ece.settings import Settings
 from ops.backup import pg
 from ops.backup.manifest import Progress, Say, copy_file, read_manifest, verify, walk
@@ -41,14 +44,14 @@ def _restore_databases(backup: Path, manifest: dict[str, Any], target: Settings,
         env=target.env, data_dir=target.data_dir,
         database_url=f"postgresql://{target.db_user}@127.0.0.1:{port}/{target.db_name}",
         lake_catalog=f"dbname={manifest['lake']['database']} host=127.0.0.1 port={port} "
-                     f"user={target.db_user}",
+                     f"user={ETL}",
         lake_data_path=target.lake_data_path,
     )
     postgres = Postgres(temporary)
     say(f"initialising a new cluster in {postgres.data_path} (temporary port {port}) ...")
     postgres.start()
     try:
-        admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+        admin = postgres.superuser_conninfo("postgres")
         pg.restore_roles(admin, backup / "db" / "roles.sql")
         for dbname in (manifest["source"]["database"], manifest["lake"]["database"]):
             started = time.monotonic()
@@ -56,7 +59,7 @@ def _restore_databases(backup: Path, manifest: dict[str, Any], target: Settings,
             pg.restore_database(admin, backup / "db" / f"{dbname}.dump", dbname)
             say(f"{dbname} restored in {time.monotonic() - started:.1f}s")
         lake_db = manifest["lake"]["database"]
-        lake_admin = f"host=127.0.0.1 port={port} user=postgres dbname={lake_db}"
+        lake_admin = postgres.superuser_conninfo(lake_db)
         with psycopg.connect(lake_admin, autocommit=True) as conn:
             if conn.execute("SELECT to_regclass('ducklake_metadata')").fetchone() != (None,):
                 conn.execute("UPDATE ducklake_metadata SET value = %s WHERE key = 'data_path'",

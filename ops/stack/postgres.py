@@ -1,8 +1,18 @@
 """PostgreSQL 15: the platform's own cluster under ``data/pg``, ready for logical decoding.
 
 initdb refuses to run as root, so when the supervisor is root the cluster belongs
-to the ``postgres`` OS user. Authentication is ``trust`` on loopback only: the
-contract's URL carries no password and nothing listens beyond 127.0.0.1.
+to the ``postgres`` OS user.
+
+Authentication (``pg_hba.conf``, rewritten on every start so an older ``trust``
+cluster is converted): TCP on loopback only and always ``scram-sha-256``; the
+``postgres`` superuser is reachable only through the unix socket in ``data/pg-run``
+(mode 0700, so only the cluster's OS user and root get in) and is used for this
+bootstrap, backups' role dump and restores. Every process logs in as one of the roles
+of docs/operations.md "Database roles" (:mod:`ops.stack.pg_roles` creates them and
+their grants); their passwords are generated in ``data/secrets/pg_<role>`` (0600)
+and re-applied on every start, so a regenerated secret still works, and the libpq
+password files ``data/secrets/pgpass_<role>`` (0600) the addresses point at are
+rewritten.
 
 With ``ECE_TLS_CERT``/``ECE_TLS_KEY`` the server runs ``ssl=on`` (TLS 1.3 minimum)
 with that certificate, and the app connects with ``sslmode=verify-full`` against
@@ -19,9 +29,19 @@ from pathlib import Path
 
 import psycopg
 
+from ece.db_roles import DB_ROLES, passfile_lines
 from ece.private_files import write_private
 from ece.settings import Settings
 from ops.stack.base import ManagedProcess, Part, PartFailed, wait_until
+from ops.stack.pg_roles import bootstrap_roles
+
+# Superuser only over the socket (its folder is 0700); TCP always asks for a password.
+PG_HBA = """\
+local   all  postgres                trust
+local   all  all                     scram-sha-256
+host    all  all       127.0.0.1/32  scram-sha-256
+host    all  all       ::1/128       scram-sha-256
+"""
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 APT_FIX = "apt-get install -y postgresql-15 (Debian's PostgreSQL 15 server)"
@@ -38,6 +58,7 @@ SERVER_SETTINGS = {
     "synchronous_commit": "on",
     "fsync": "on",
     "log_min_messages": "warning",
+    "password_encryption": "scram-sha-256",
 }
 
 
@@ -118,7 +139,11 @@ class Postgres(Part):
             folder.chmod(folder.stat().st_mode | 0o055)  # postgres user must traverse it
         if not (self.data_path / "PG_VERSION").exists():
             self._initdb()
+        hba = self.data_path / "pg_hba.conf"
+        write_private(hba, PG_HBA, replace=True)
+        self._chown(hba)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.chmod(0o700)
         self._chown(self.socket_dir)
         pid_file = self.data_path / "postmaster.pid"
         if pid_file.exists():  # left by a killed run: postgres refuses to start otherwise
@@ -142,23 +167,30 @@ class Postgres(Part):
                    self.name, proc, self.log_path)
         self._bootstrap()
 
-    def _connect(self, dbname: str, user: str = "postgres") -> bool:
-        with psycopg.connect(host="127.0.0.1", port=self.settings.db_port, user=user,
-                             dbname=dbname, connect_timeout=2):
+    def superuser_conninfo(self, dbname: str = "postgres") -> str:
+        """The ``postgres`` superuser over the unix socket (bootstrap, backups, restores)."""
+        return (f"host={self.socket_dir} port={self.settings.db_port} user=postgres "
+                f"dbname={dbname}")
+
+    def _connect(self, dbname: str) -> bool:
+        with psycopg.connect(self.superuser_conninfo(dbname), connect_timeout=2):
             return True
 
     def _bootstrap(self) -> None:
-        """Create the ``ece`` role and the app and lakehouse databases, once."""
-        role = self.settings.db_user
-        lake_db = _lake_dbname(self.settings)
-        with psycopg.connect(host="127.0.0.1", port=self.settings.db_port, user="postgres",
-                             dbname="postgres", autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-                conn.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER REPLICATION')
-            for db in (self.settings.db_name, lake_db):
-                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                    (db,)).fetchone():
-                    conn.execute(f'CREATE DATABASE "{db}" OWNER "{role}"')
+        """The roles' passwords and password file, then roles, databases and grants."""
+        settings = self.settings
+        passwords = {role: settings.role_password(role) for role in DB_ROLES}
+        port = settings.db_port
+        for role, password in passwords.items():
+            # Other clusters' lines (another port: a restore's, a test's) stay in the file.
+            path = settings.passfile(role)
+            kept = [line for line in (path.read_text().splitlines(keepends=True)
+                                      if path.exists() else [])
+                    if line.split(":")[1:2] != [str(port)]]
+            write_private(path, "".join(kept) + passfile_lines(port, role, password),
+                          replace=True)
+        bootstrap_roles(self.superuser_conninfo, passwords, app_db=settings.db_name,
+                        lake_db=_lake_dbname(settings), test=settings.env == "test")
 
     def health(self) -> tuple[bool, str]:
         try:

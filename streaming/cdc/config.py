@@ -20,6 +20,7 @@ from ece.contracts.topics import (
     SCHEMA,
     SLOT,
 )
+from ece.db_roles import CDC, password_of
 from ece.settings import Settings
 
 # The runner's own schema: Debezium's offsets and the broker epoch live here, out of
@@ -41,7 +42,12 @@ OFFSETS_DDL = (
 
 @dataclass(frozen=True)
 class DbTarget:
-    """The pieces of ``settings.database_url`` that Debezium wants one by one."""
+    """The pieces of the ``ece_cdc`` role's URL that Debezium wants one by one.
+
+    Debezium logs in as ``ece_cdc`` (REPLICATION and SELECT on the captured tables;
+    docs/operations.md "Database roles"); its JDBC driver reads no libpq password file,
+    so a local role's generated password is passed explicitly (:meth:`for_cdc`).
+    """
 
     host: str
     port: int
@@ -59,6 +65,13 @@ class DbTarget:
             user=unquote(parts.username or "ece"),
             password=unquote(parts.password) if parts.password else None,
         )
+
+    @classmethod
+    def for_cdc(cls, settings: Settings) -> DbTarget:
+        url = settings.role_url(CDC)
+        target = cls.from_url(url)
+        password = password_of(url, settings.role_password)
+        return cls(target.host, target.port, target.dbname, target.user, password)
 
     @property
     def jdbc_url(self) -> str:
@@ -82,7 +95,7 @@ def column_exclude_list(
 
 def debezium_properties(settings: Settings, *, heartbeat_ms: int = 10_000) -> dict[str, str]:
     """All properties of the embedded Postgres connector, as strings."""
-    db = DbTarget.from_url(settings.database_url)
+    db = DbTarget.for_cdc(settings)
     props: dict[str, str] = {
         "name": ENGINE_NAME,
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",

@@ -25,6 +25,7 @@ from confluent_kafka import Producer
 
 from ece import kafka
 from ece.contracts.topics import captured_topics
+from ece.db_roles import CDC
 from ece.retry import backoff_delay
 from ece.settings import Settings
 from streaming.cdc.config import debezium_properties
@@ -130,7 +131,7 @@ class CdcRunner:
 
     def _cycle(self, *, force_resnapshot: bool) -> Outcome:
         settings = self.settings
-        with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(settings.role_url(CDC), autocommit=True, connect_timeout=5) as conn:
             check_publication(conn)
             slot = slot_info(conn)
             if slot is not None and slot.wal_status == "lost":
@@ -225,7 +226,7 @@ class CdcRunner:
         streaming = False
         next_watch = 0.0
         last_report = time.monotonic()
-        with SlotWatcher(settings.database_url) as slots:
+        with SlotWatcher(settings.role_url(CDC)) as slots:
             while thread.is_alive():
                 thread.join(0.1)
                 if outcome is None and fatal is None and self._stop.is_set():

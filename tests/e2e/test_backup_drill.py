@@ -28,7 +28,8 @@ import pytest
 from ece.settings import Settings
 from ops.stack.supervisor import Platform, free_port_environment
 
-pytestmark = pytest.mark.e2e
+# The drill starts a second platform and restores through a temporary PostgreSQL: minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SOURCE_PARTS = ("postgres", "broker", "migrate", "cdc", "solana", "arweave")
 RESTORED_PARTS = ("postgres", "migrate", "solana", "arweave")

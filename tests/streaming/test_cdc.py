@@ -331,8 +331,8 @@ def private() -> Iterator[Platform]:
     pg = free_port()
     overrides: dict[str, Any] = {
         "env": "test", "data_dir": data_dir,
-        "database_url": f"postgresql://ece@127.0.0.1:{pg}/ece",
-        "lake_catalog": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece",
+        "database_url": f"postgresql://ece_app@127.0.0.1:{pg}/ece",
+        "lake_catalog": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece_etl",
         "kafka_bootstrap": f"127.0.0.1:{free_port()}",
     }
     own = Settings(**overrides)

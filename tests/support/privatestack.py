@@ -22,7 +22,8 @@ def private_platform(label: str, *parts: str) -> Iterator[Platform]:
     """Start ``parts`` (and what they need) on a private stack; stop and delete it after."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"ece-test-{label}-"))
     data_dir.chmod(0o755)
-    environment = {**free_port_environment(), "ECE_ENV": "test", "ECE_DATA_DIR": str(data_dir)}
+    environment = {**free_port_environment(), "ECE_ENV": "test", "ECE_DATA_DIR": str(data_dir),
+                   "ECE_DB_PASSFILE_DIR": str(data_dir / "secrets")}
     fields = {key.removeprefix("ECE_").lower(): value for key, value in environment.items()}
     platform = Platform(Settings(**fields),
                         progress=lambda msg: print(f"[{label} stack] {msg}", flush=True))

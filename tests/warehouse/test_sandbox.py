@@ -185,7 +185,8 @@ def test_attach_prints_the_analysts_read_only_statement(filled: Settings) -> Non
     assert result.exit_code == 0, result.output
     statement = result.output.strip()
     assert statement.startswith("ATTACH 'ducklake:postgres:") and "(DATA_PATH" in statement
-    assert "READ_ONLY" in statement and filled.lake_catalog in statement
+    assert "READ_ONLY" in statement and sandbox.analyst_catalog(filled) in statement
+    assert "user=ece_analyst" in statement
     con = duckdb.connect(":memory:")  # what an analyst does in their own DuckDB
     try:
         for package, name in lake.EXTENSIONS:

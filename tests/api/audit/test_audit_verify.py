@@ -86,7 +86,13 @@ Tamper = Callable[[AsyncConnection, dict[str, Any]], Awaitable[None]]
 
 @pytest.fixture
 async def tampered(api_settings: Settings) -> AsyncIterator[Callable[[Tamper], Any]]:
-    from api.core.db import get_engine
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from api.migrations.runner import sync_url
+    from ece.db_roles import OWNER
+
+    # Only the tables' owner can disable their triggers (the app's role cannot).
+    owner = create_async_engine(sync_url(api_settings.role_url(OWNER)), pool_size=1)
 
     async def run(tamper: Tamper) -> Any:
         from solana.rpc.async_api import AsyncClient
@@ -94,7 +100,7 @@ async def tampered(api_settings: Settings) -> AsyncIterator[Callable[[Tamper], A
         from api.audit.verify import verify_chain
         from api.nfts.platform_keys import FEE_PAYER, public_of
 
-        async with get_engine().connect() as conn:
+        async with owner.connect() as conn:
             trans = await conn.begin()
             try:
                 for sql in TRIGGERS:
@@ -110,6 +116,7 @@ async def tampered(api_settings: Settings) -> AsyncIterator[Callable[[Tamper], A
                 await trans.rollback()
 
     yield run
+    await owner.dispose()
 
 
 async def _event_at(conn: AsyncConnection, seq: int) -> int:
