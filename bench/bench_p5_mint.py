@@ -4,7 +4,11 @@
   uvicorn -> Postgres -> Debezium -> Kafka -> mint saga worker -> Arweave upload
   (arlocal) -> Token-2022 mint over JSON-RPC (the local LiteSVM node) -> Postgres.
   Compared with the raw LiteSVM mint rate measured in the same run, in-process
-  (``bench.bench_solana_mint.raw_litesvm``: the VM alone, the ceiling).
+  (``bench.bench_solana_mint.raw_litesvm``: the VM alone, the ceiling), and with raw
+  gateway uploads in the same run (one transaction per document, and one ANS-104
+  bundle of ``BUNDLE_ITEMS`` documents). CPU per NFT is given per process (API,
+  saga, CDC, gateway node, chain node, ...), and a py-spy profile of the saga during
+  the mint phase shows where its time goes.
 * Sale -> token: from the 201 of ``POST /listings/{id}/purchase`` until the buyer's
   custody address holds the token on chain (polled with getMultipleAccounts on the
   buyers' associated token accounts every 20 ms), through the chain transfer worker.
@@ -35,16 +39,19 @@ import psycopg
 from solders.pubkey import Pubkey
 
 from api.integrations.solana import associated_token_address
-from bench.bench_p2_purchase import _group_cpu_seconds
-from bench.bench_solana_mint import raw_litesvm
-from bench.harness import throwaway_platform
+from bench.bench_arweave_upload import raw_gateway
+from bench.bench_solana_mint import node_capacity, raw_litesvm
+from bench.harness import cpu_seconds, load_average, print_profile, py_spy, throwaway_platform
+from bench.proc import tree
 from ece.settings import Settings
 from ops.stack.base import ManagedProcess
 
 PARTS = ("postgres", "redis", "broker", "migrate", "api", "cdc", "solana", "arweave")
 USERS = 8
-MINTS = 200
-MINT_CONCURRENCY = 16
+MINTS = 1000
+MINT_CONCURRENCY = 32
+BUNDLE_ITEMS = 100
+PROFILE_SECONDS = 15  # py-spy samples the saga over the first seconds of the mint phase
 SALES = 60
 SALES_PER_SECOND = 10.0  # open loop, below the transfer worker's capacity: latency, not queueing
 PASSWORD = "bench-password-1"
@@ -63,7 +70,7 @@ def cpu() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out = {"bench client": usage.ru_utime + usage.ru_stime}
     for label, pgid in GROUPS.items():
-        out[label] = _group_cpu_seconds(pgid)
+        out[label] = cpu_seconds(tree(pgid))
     return out
 
 
@@ -103,6 +110,15 @@ class Bench:
             self.users.append({"id": me["id"], "token": token,
                                "custody": me["custody_address"]})
 
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """POST, once more after a dropped keep-alive connection (a loaded box closes
+        idle connections as the client reuses them; the caller handles a duplicate)."""
+        try:
+            return await self.http.post(path, **kwargs)
+        except httpx.TransportError:
+            await asyncio.sleep(0.5)
+            return await self.http.post(path, **kwargs)
+
     async def login(self, name: str) -> str:
         r = await self.http.post("/auth/login", json={"login": name, "password": PASSWORD})
         r.raise_for_status()
@@ -118,7 +134,7 @@ class Bench:
 
         async def one(i: int) -> None:
             async with gate:
-                r = await self.http.post("/cards", headers=self.admin, json={
+                r = await self.post("/cards", headers=self.admin, json={
                     "name": f"P5 Card {i}", "set_name": "Bench", "number": str(i),
                     "rarity": "rare", "owner_id": self.users[i % USERS]["id"],
                     "attributes": {"i": i}})
@@ -137,14 +153,17 @@ class Bench:
         async def request(card_id: str, owner: int) -> None:
             async with gate:
                 t = time.time()
-                r = await self.http.post(f"/cards/{card_id}/nft", headers=self.auth(owner))
+                r = await self.post(f"/cards/{card_id}/nft", headers=self.auth(owner))
+                if r.status_code == 409:  # a retried request whose first copy got through
+                    r = await self.http.get(f"/cards/{card_id}/nft")
                 r.raise_for_status()
                 started[r.json()["id"]] = t
                 nft_of[card_id] = r.json()["id"]
 
         t0 = time.time()
         await asyncio.gather(*(request(c, o) for c, o in cards))
-        done = await self.wait_minted(list(started), within=600)
+        requested = time.time() - t0
+        done = await self.wait_minted(list(started), within=900)
         latencies = [(done[n][0] - started[n]) * 1000 for n in started]
         failed = [n for n in started if done[n][1] != "minted"]
         end = max(at for at, _, _ in done.values())
@@ -156,7 +175,8 @@ class Bench:
         chain_step = {n: at for n, at in rows}
         uploaded = [(chain_step[n] - started[n]) * 1000 for n in started if n in chain_step]
         on_chain = [(done[n][0] - chain_step[n]) * 1000 for n in started if n in chain_step]
-        return {"seconds": end - t0, "latencies": latencies, "failed": len(failed),
+        return {"seconds": end - t0, "requested": requested, "latencies": latencies,
+                "failed": len(failed),
                 "nft_of": nft_of, "mints": {n: done[n][2] for n in done},
                 "uploaded": uploaded, "on_chain": on_chain}
 
@@ -244,12 +264,18 @@ async def run(settings: Settings, api: str) -> float:
         warm = await bench.cards(2)
         await bench.mint_all(warm)  # workers connected, payer airdropped, caches warm
         cards = await bench.cards(MINTS)
+        load = load_average()
+        profile = Path(tempfile.mkdtemp(prefix="ece-p5-profile-"))
         cpu_before = cpu()
-        result = await bench.mint_all(cards)
-        cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
+        with py_spy(GROUPS["mint_saga"], profile, "saga", PROFILE_SECONDS):
+            result = await bench.mint_all(cards)
+            cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
         rate = MINTS / result["seconds"]
         print(f"\nend to end: {MINTS} NFTs in {result['seconds']:.1f} s = {rate:.1f} NFTs/s "
-              f"({MINT_CONCURRENCY} requests in flight), failed {result['failed']}")
+              f"({MINT_CONCURRENCY} requests in flight), failed {result['failed']}, "
+              f"{load} before")
+        print(f"  the {MINTS} API requests alone took {result['requested']:.1f} s "
+              f"({MINTS / result['requested']:.0f} requests/s)")
         for label, key in (("request -> minted", "latencies"),
                            ("request -> uploaded (mint step starts)", "uploaded"),
                            ("mint step -> minted (chain)", "on_chain")):
@@ -260,6 +286,14 @@ async def run(settings: Settings, api: str) -> float:
               f"({total / result['seconds']:.2f} cores busy), ms per NFT by process: "
               + ", ".join(f"{k} {v * 1000 / MINTS:.0f}"
                           for k, v in sorted(cpu_used.items(), key=lambda kv: -kv[1])))
+        print(f"profile of the saga, first {PROFILE_SECONDS} s of the mint phase ({profile}):")
+        print_profile(profile / "saga.txt")
+        single, bundled = await raw_gateway(settings.arweave_url, BUNDLE_ITEMS)
+        print(f"raw gateway uploads (same run): {single:.1f} docs/s one transaction each "
+              f"(4 in flight), {bundled:.1f} docs/s as one bundle of {BUNDLE_ITEMS} "
+              f"(signing included)")
+        node = await asyncio.to_thread(node_capacity, settings.solana_rpc_url)
+        print(f"raw chain node (same run): {node:.0f} mints/s (pre-signed, one socket)")
         mints = {c: result["mints"][result["nft_of"][c]] for c, _ in cards}
         sold = cards[:SALES]
         await asyncio.sleep(1)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cards.models import Card, CardHistory
@@ -215,3 +215,136 @@ async def active_nfts(session: AsyncSession, limit: int = 500) -> list[uuid.UUID
     result = list(ids)
     await session.rollback()
     return result
+
+
+# --- batches: one statement per step for many NFTs (the batched saga) ----------------
+
+
+async def saga_views(session: AsyncSession, nft_ids: list[uuid.UUID]) -> list[SagaView]:
+    """:func:`saga_view` for many NFTs in one read."""
+    rows = (await session.execute(
+        select(Nft, Card).join(Card, Card.id == Nft.card_id).where(Nft.id.in_(nft_ids))
+    )).all()
+    fields = ("id", "name", "set_name", "number", "rarity", "edition", "attributes",
+              "image_object_key")
+    views = [SagaView(nft.id, nft.card_id, nft.status, nft.metadata_uri,
+                      {f: getattr(card, f) for f in fields}) for nft, card in rows]
+    await session.rollback()
+    return views
+
+
+async def record_metadata_uris(
+    session: AsyncSession, uris: dict[uuid.UUID, str]
+) -> set[uuid.UUID]:
+    """:func:`record_metadata_uri` for many NFTs in one UPDATE; the ids that moved."""
+    if not uris:
+        return set()
+    moved = await session.execute(text(
+        "UPDATE nfts SET status = 'uploading', metadata_uri = v.uri "
+        "FROM unnest(CAST(:ids AS uuid[]), CAST(:uris AS text[])) AS v(id, uri) "
+        "WHERE nfts.id = v.id AND nfts.status IN ('pending', 'uploading') RETURNING nfts.id"
+    ), {"ids": list(uris), "uris": list(uris.values())})
+    result = {row[0] for row in moved}
+    await commit(session)
+    return result
+
+
+@dataclass(frozen=True)
+class BatchMint:
+    """One NFT of a batch, ready to mint: :class:`MintIntent` plus what the mint needs."""
+
+    nft_id: uuid.UUID
+    name: str
+    intent: MintIntent
+
+
+async def prepare_mints(
+    session: AsyncSession, nft_ids: list[uuid.UUID]
+) -> tuple[list[BatchMint], dict[uuid.UUID, str]]:
+    """:func:`prepare_mint` for many NFTs in one transaction: ``uploading -> minting``,
+    the missing ``mint`` rows created with the owner *now* and the history anchor,
+    failed rows re-opened. Returns the mints and, per NFT, a permanent error (the
+    caller records those as ``failed`` right after, as the single-NFT path does)."""
+    errors: dict[uuid.UUID, str] = {}
+    moved = {row[0]: row[1] for row in await session.execute(text(
+        "WITH moved AS (UPDATE nfts SET status = 'minting' WHERE id = ANY(CAST(:ids AS uuid[])) "
+        "AND status = 'uploading' RETURNING id, metadata_uri) "
+        "SELECT id, metadata_uri FROM moved UNION ALL SELECT id, metadata_uri FROM nfts "
+        "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'minting'"
+    ), {"ids": nft_ids})}  # rows already minting are not rewritten (no change event)
+    for nft_id, uri in moved.items():
+        if uri is None:
+            errors[nft_id] = "no metadata was uploaded before minting"
+    ready = [nft_id for nft_id in moved if nft_id not in errors]
+    owners = (await session.execute(text(
+        "SELECT n.id, c.owner_id, u.custody_address, (SELECT h.id FROM card_history h "
+        "  WHERE h.card_id = c.id AND h.to_user_id = c.owner_id "
+        "  ORDER BY h.at DESC, h.id DESC LIMIT 1) "
+        "FROM nfts n JOIN cards c ON c.id = n.card_id JOIN users u ON u.id = c.owner_id "
+        "WHERE n.id = ANY(CAST(:ids AS uuid[])) AND NOT EXISTS (SELECT 1 FROM nft_transactions t "
+        "  WHERE t.nft_id = n.id AND t.kind = 'mint')"
+    ), {"ids": ready})).all()
+    new = [row for row in owners if row[2] is not None]
+    for row in owners:
+        if row[2] is None:
+            errors[row[0]] = f"the card's owner {row[1]} has no custody address"
+    if new:
+        await session.execute(text(
+            "INSERT INTO nft_transactions (id, nft_id, kind, to_address, card_history_id, status) "
+            "SELECT v.id, v.nft_id, 'mint', v.addr, v.anchor, 'pending' FROM unnest("
+            "CAST(:ids AS uuid[]), CAST(:nfts AS uuid[]), CAST(:addrs AS text[]), "
+            "CAST(:anchors AS uuid[])) AS v(id, nft_id, addr, anchor)"
+        ), {"ids": [uuid.uuid4() for _ in new], "nfts": [r[0] for r in new],
+            "addrs": [r[2] for r in new], "anchors": [r[3] for r in new]})
+    going = [i for i in ready if i not in errors]
+    await session.execute(text(
+        "UPDATE nft_transactions SET status = 'pending' WHERE kind = 'mint' AND status = 'failed' "
+        "AND nft_id = ANY(CAST(:ids AS uuid[]))"
+    ), {"ids": going})  # a failed NFT requested again: same intent, new attempt
+    rows = (await session.execute(text(
+        "SELECT t.id, n.id, t.to_address, t.signature, n.metadata_uri, c.name "
+        "FROM nft_transactions t JOIN nfts n ON n.id = t.nft_id JOIN cards c ON c.id = n.card_id "
+        "WHERE t.kind = 'mint' AND t.status IN ('pending', 'submitted') "
+        "AND n.id = ANY(CAST(:ids AS uuid[]))"
+    ), {"ids": going})).all()
+    await commit(session)
+    mints = [BatchMint(r[1], r[5], MintIntent(r[0], r[2], r[3], r[4])) for r in rows]
+    return mints, errors
+
+
+async def record_signatures(session: AsyncSession, signatures: dict[uuid.UUID, str]) -> None:
+    """:func:`record_signature` for many transactions (tx id -> signature) in one UPDATE."""
+    if signatures:
+        await session.execute(text(
+            "UPDATE nft_transactions SET signature = v.sig, status = 'submitted' "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:sigs AS text[])) AS v(id, sig) "
+            "WHERE nft_transactions.id = v.id"
+        ), {"ids": list(signatures), "sigs": list(signatures.values())})
+        await commit(session)
+
+
+async def record_minted_many(
+    session: AsyncSession, minted: list[tuple[uuid.UUID, uuid.UUID, str, str | None, str]]
+) -> int:
+    """:func:`record_minted` for many (nft id, tx id, mint, signature, holder) at once."""
+    if not minted:
+        return 0
+    columns = list(zip(*minted, strict=True))
+    params = {"nfts": list(columns[0]), "txs": list(columns[1]), "mints": list(columns[2]),
+              "sigs": list(columns[3]), "owners": list(columns[4])}
+    moved = await session.execute(text(
+        "UPDATE nfts SET status = 'minted', mint_address = v.mint, tx_signature = v.sig, "
+        "owner_address = v.owner, error = NULL FROM unnest(CAST(:nfts AS uuid[]), "
+        "CAST(:mints AS text[]), CAST(:sigs AS text[]), CAST(:owners AS text[])) "
+        "AS v(id, mint, sig, owner) WHERE nfts.id = v.id AND nfts.status = 'minting' "
+        "RETURNING nfts.id"
+    ), params)
+    count = len(moved.all())
+    await session.execute(text(
+        "UPDATE nft_transactions SET status = 'confirmed', "
+        "signature = coalesce(v.sig, nft_transactions.signature) "
+        "FROM unnest(CAST(:txs AS uuid[]), CAST(:sigs AS text[])) AS v(id, sig) "
+        "WHERE nft_transactions.id = v.id"
+    ), {"txs": params["txs"], "sigs": params["sigs"]})
+    await commit(session)
+    return count

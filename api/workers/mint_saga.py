@@ -16,6 +16,11 @@ instant (``kill -9``) resumes without repeating an external effect:
   ``find_mint`` says whether the mint already exists (then it is only recorded).
   The transaction's signature is stored before the bytes are sent.
 
+The worker runs these steps in batches (:mod:`api.nfts.runtime.mint_batch`): metadata
+as ANS-104 data items posted in bundles, mints signed together and sent pipelined,
+one database statement per step for the whole batch, with the same record-first
+order per NFT; :meth:`MintSaga.advance` is the single-NFT path a batch falls back to.
+
 Transient failures (RPC or gateway down, database restarting) are retried with
 exponential backoff and jitter; permanent ones end in ``failed`` with the reason
 in ``nfts.error`` and a dead letter on ``ece.dlq`` keyed ``ece.public.nfts``.
@@ -47,10 +52,11 @@ from api.nfts import platform_keys, service
 from api.nfts.runtime.chain import FeePayerGuard, RecordingClient, recording
 from api.nfts.runtime.db import advisory_lock, make_sessions
 from api.nfts.runtime.dlq import DeadLetters
-from api.nfts.runtime.feed import feed_and_sweep, parse_uuid
+from api.nfts.runtime.feed import ChangeFeed
+from api.nfts.runtime.metadata import SYMBOL, metadata_document, onchain_name
+from api.nfts.runtime.mint_batch import BatchMinter
 from api.nfts.runtime.process import crash_point
 from api.nfts.runtime.retry import PayerShort, insufficient_funds, is_transient, with_retries
-from api.nfts.runtime.scheduler import Scheduler
 from api.storage import get_object_store
 from ece.contracts.topics import cdc_topic
 from ece.settings import Settings
@@ -59,40 +65,9 @@ log = structlog.get_logger("api.workers.mint_saga")
 
 NAME = "mint_saga"
 LOCK_NAMESPACE = 0x4E4654  # "NFT"
-SYMBOL = "ECE"
-MAX_ONCHAIN_NAME = 32  # the full name lives in the Arweave document; the mint tx is <= 1232 B
 CONCURRENCY = 16
 SWEEP_SECONDS = 2.0
 RETRY_BUDGET_SECONDS = 120.0
-
-
-def metadata_document(card: dict[str, Any], image: str) -> dict[str, Any]:
-    """The Arweave JSON (Metaplex-style fields, plus the card id that ties it to ECE)."""
-    edition = f", {card['edition']}" if card.get("edition") else ""
-    attributes: list[dict[str, Any]] = [
-        {"trait_type": "set", "value": card["set_name"]},
-        {"trait_type": "number", "value": card["number"]},
-        {"trait_type": "rarity", "value": card["rarity"]},
-    ]
-    if card.get("edition"):
-        attributes.append({"trait_type": "edition", "value": card["edition"]})
-    for key, value in sorted((card.get("attributes") or {}).items()):
-        attributes.append({"trait_type": str(key), "value": value})
-    return {
-        "name": card["name"],
-        "symbol": SYMBOL,
-        "description": (
-            f"{card['name']}: {card['set_name']} #{card['number']} ({card['rarity']}{edition}), "
-            "a card on Elite Card Exchange."
-        ),
-        "image": image,
-        "attributes": attributes,
-        "card_id": str(card["id"]),
-    }
-
-
-def onchain_name(name: str) -> str:
-    return name if len(name) <= MAX_ONCHAIN_NAME else name[: MAX_ONCHAIN_NAME - 1] + "…"
 
 
 class MintSaga:
@@ -320,31 +295,30 @@ class MintSaga:
 
     # --- wiring -------------------------------------------------------------------
 
-    def on_event(self, scheduler: Scheduler, _topic: str, value: dict[str, Any]) -> None:
+    def wake_on(self, minter: BatchMinter, value: dict[str, Any]) -> None:
+        """A change event wakes the batch loops when an NFT needs work (the loops read
+        Postgres themselves: the event carries no decision)."""
         after = value.get("after")
         if isinstance(after, dict) and after.get("status") in service.ACTIVE_STATUSES:
-            nft_id = parse_uuid(after.get("id"))
-            if nft_id is not None:
-                scheduler.submit(nft_id)
-
-    async def stuck(self) -> list[uuid.UUID]:
-        async with self.sessions() as session:
-            return await service.active_nfts(session)
+            minter.wake()
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
-    """The worker: change feed + sweep feeding a scheduler, until ``stop`` is set."""
+    """The worker: batch loops (:mod:`api.nfts.runtime.mint_batch`) woken by the change
+    feed and sweeping the database every ``SWEEP_SECONDS``, until ``stop`` is set."""
     saga = MintSaga(settings, stop)
+    minter = BatchMinter(saga, LOCK_NAMESPACE)
     try:
         await saga.start()
         log.info("worker_started", worker=NAME, fee_payer=str(saga.payer.pubkey()),
                  arweave_wallet=saga.wallet.address if saga.wallet else None)
-        await feed_and_sweep(
-            settings, stop, name=NAME, topics=[cdc_topic("nfts", settings.topic_prefix)],
-            on_event=saga.on_event, job=saga.advance, unfinished=saga.stuck,
-            dead_letters=saga.dead_letters, concurrency=CONCURRENCY,
-            sweep_seconds=SWEEP_SECONDS,
-        )
+        feed = ChangeFeed(settings, NAME, [cdc_topic("nfts", settings.topic_prefix)],
+                          lambda _topic, value: saga.wake_on(minter, value),
+                          saga.dead_letters)
+        tasks = [asyncio.create_task(feed.run(stop), name=f"{NAME}-feed"),
+                 asyncio.create_task(minter.run(stop, SWEEP_SECONDS), name=f"{NAME}-batches")]
+        await stop.wait()
+        await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await saga.close()
         log.info("worker_stopped", worker=NAME)

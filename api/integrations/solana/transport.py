@@ -34,7 +34,7 @@ from solders.rpc.errors import (
     NodeUnhealthyMessage,
     SendTransactionPreflightFailureMessage,
 )
-from solders.rpc.responses import RpcBlockhash
+from solders.rpc.responses import GetSignatureStatusesResp, RpcBlockhash
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionConfirmationStatus, TransactionErrorFieldless
@@ -281,3 +281,94 @@ async def _fresh_blockhash(client: AsyncClient, not_this: Hash | None) -> RpcBlo
             return latest
         await asyncio.sleep(0.1)  # wait for the next slot's blockhash
     return latest
+
+
+# --- pipelined sends (many transactions, confirmed together) ----------------------------
+
+STATUS_BATCH = 256  # getSignatureStatuses accepts up to 256 signatures per call
+
+
+async def fresh_blockhash(client: AsyncClient) -> RpcBlockhash:
+    """A recent blockhash (shared briefly by concurrent senders, see ``_fresh_blockhash``)."""
+    return await _fresh_blockhash(client, None)
+
+
+def sign_transaction(
+    payer: Keypair, instructions: Sequence[Instruction], signers: Sequence[Keypair],
+    blockhash: Hash,
+) -> VersionedTransaction:
+    """A signed v0 transaction, refused when over the packet limit (it could never land)."""
+    all_signers = [payer, *[s for s in signers if s.pubkey() != payer.pubkey()]]
+    message = MessageV0.try_compile(payer.pubkey(), list(instructions), [], blockhash)
+    tx = VersionedTransaction(message, all_signers)
+    size = len(bytes(tx))
+    if size > MAX_TX_SIZE:
+        raise ValueError(f"transaction is {size} bytes; the limit is {MAX_TX_SIZE}")
+    return tx
+
+
+async def send_signed(client: AsyncClient, tx: VersionedTransaction) -> Exception | None:
+    """Send one signed transaction (retrying transport errors); the error instead of raising.
+
+    ``AlreadyProcessed`` means this very transaction ran already: not an error.
+    Expired or unknown blockhashes come back as :class:`TransactionExpired` so the
+    caller re-signs later (the earlier copy can no longer land).
+    """
+    opts = TxOpts(skip_confirmation=True, skip_preflight=False, preflight_commitment=Confirmed)
+    signature = str(tx.signatures[0])
+    try:
+        await call("sendTransaction", lambda: client.send_raw_transaction(bytes(tx), opts))
+    except _BlockhashNotFound:
+        return TransactionExpired(signature, "blockhash not found")
+    except TransactionFailed as exc:
+        if exc.err == str(TransactionErrorFieldless.AlreadyProcessed):
+            return None
+        exc.signature = signature
+        return exc
+    except (ChainUnavailable, RpcRejected) as exc:
+        return exc
+    return None
+
+
+async def confirm_many(
+    client: AsyncClient, signatures: Sequence[Signature], *, timeout: float = 30.0,  # noqa: ASYNC109
+) -> dict[Signature, Exception | None]:
+    """Poll getSignatureStatuses (256 per call) until each signature is confirmed or failed.
+
+    Returns None for a confirmed signature, :class:`TransactionFailed` for one that
+    failed on chain, :class:`TransactionExpired` for one still unknown at the deadline
+    (left to the caller's next round: re-sending is idempotent for our mints).
+    """
+    result: dict[Signature, Exception | None] = {}
+    waiting = list(signatures)
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while waiting:
+        still: list[Signature] = []
+        for start in range(0, len(waiting), STATUS_BATCH):
+            chunk = waiting[start : start + STATUS_BATCH]
+
+            async def statuses(chunk: list[Signature] = chunk) -> GetSignatureStatusesResp:
+                return await client.get_signature_statuses(chunk)
+
+            resp = await call("getSignatureStatuses", statuses)
+            for signature, status in zip(chunk, resp.value, strict=True):
+                if status is not None and status.err is not None:
+                    logs = await _transaction_logs(client, signature)
+                    result[signature] = TransactionFailed(str(signature), str(status.err), logs)
+                elif status is not None and status.confirmation_status in (
+                    TransactionConfirmationStatus.Confirmed,
+                    TransactionConfirmationStatus.Finalized,
+                ):
+                    result[signature] = None
+                else:
+                    still.append(signature)
+        waiting = still
+        if waiting:
+            if time.monotonic() > deadline:
+                for signature in waiting:
+                    result[signature] = TransactionExpired(str(signature))
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    return result

@@ -58,3 +58,33 @@ async def advisory_lock(engine: AsyncEngine, namespace: int, key: uuid.UUID) -> 
                         await conn.invalidate()
                     if not isinstance(exc, Exception):
                         raise
+
+
+@contextlib.asynccontextmanager
+async def advisory_claim(
+    engine: AsyncEngine, namespace: int, candidates: str, limit: int, **params: object
+) -> AsyncIterator[list[uuid.UUID]]:
+    """Claim up to ``limit`` ids of ``candidates`` (a SELECT of ``id``, ordered, with its
+    own LIMIT) in ONE statement: each returned id is advisory-locked by this connection
+    with the same key :func:`advisory_lock` uses, so the batched and the single-NFT
+    paths exclude each other. Ids another worker holds are skipped. All are released on
+    exit (or by the server, if the worker dies)."""
+    sql = text(
+        f"SELECT c.id FROM ({candidates}) AS c WHERE pg_try_advisory_lock(:ns, "  # noqa: S608
+        "('x' || substr(replace(c.id::text, '-', ''), 1, 8))::bit(32)::int4) LIMIT :claim"
+    )
+    async with engine.connect() as conn:
+        ids = list((await conn.scalars(sql, {"ns": namespace, "claim": limit, **params})).all())
+        await conn.commit()
+        try:
+            yield ids
+        finally:
+            if ids:
+                try:
+                    await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+                    await conn.commit()
+                except BaseException as exc:
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()
+                    if not isinstance(exc, Exception):
+                        raise

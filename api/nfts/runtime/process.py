@@ -20,7 +20,9 @@ CRASH_ENV = "ECE_TEST_CRASH_AT"  # Settings.test_crash_at
 def crash_point(step: str, key: object = None) -> None:
     """TEST HOOK: ``ECE_TEST_CRASH_AT=<step>[:<id>]`` makes the worker SIGKILL itself here.
 
-    Steps: ``after_upload`` (metadata posted to Arweave, saga not yet moved on),
+    Steps: ``mid_bundle`` (the batch's data item URIs recorded, the bundle holding
+    this NFT's item not yet posted), ``after_upload`` (metadata posted to Arweave,
+    saga not yet moved on),
     ``after_mint_send`` (mint confirmed on chain, not yet recorded as minted),
     ``after_transfer_send`` (transfer confirmed, not yet recorded). With ``:<id>``
     only the NFT (or card, for transfers) with that id triggers it. A real

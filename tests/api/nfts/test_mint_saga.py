@@ -28,6 +28,7 @@ from nfttest import (
     wait_status,
 )
 
+from api.integrations.arweave.ans104 import parse_bundle
 from ece.contracts.topics import DLQ
 from ece.settings import Settings
 from tests.support.apitest import Account, Db
@@ -177,3 +178,39 @@ async def test_permanent_failure_is_recorded_and_dead_lettered(
         consumer.close()
     assert letter["source_topic"] == "ece.public.nfts" and letter["pipeline"] == "mint_saga"
     assert "custody address" in letter["error"]
+
+
+async def test_a_drop_is_bundled_and_every_item_resolves(
+    saga: None, http: httpx.AsyncClient, admin: Account, alice: Account, db: Db,
+    nft_settings: Settings,
+) -> None:
+    """Twenty mints requested together: metadata travels as ANS-104 data items in fewer
+    Arweave transactions than NFTs, yet every NFT has its own item id, URI and document,
+    one upload each, and one confirmed mint."""
+    cards = await asyncio.gather(*(make_card(http, admin, alice, name=f"Drop card {i}")
+                                   for i in range(20)))
+    requested = await asyncio.gather(*(request_mint(http, alice, c) for c in cards))
+    minted = [await wait_status(http, r["id"], "minted", timeout=90) for r in requested]
+    gateway = nft_settings.arweave_url
+    items = [n["metadata_uri"].rsplit("/", 1)[-1] for n in minted]
+    assert len(set(items)) == 20
+    query = ('query { transactions(tags: [{name: "ECE-Kind", values: ["metadata-bundle"]}], '
+             "first: 100) { edges { node { id } } } }")
+    async with httpx.AsyncClient(timeout=10) as plain:
+        r = await plain.post(f"{gateway}/graphql", json={"query": query})
+        bundle_of: dict[str, str] = {}
+        for edge in r.json()["data"]["transactions"]["edges"]:
+            raw = (await plain.get(f"{gateway}/{edge['node']['id']}")).content
+            for item in parse_bundle(raw):
+                assert item.verify()
+                bundle_of[item.id] = edge["node"]["id"]
+        assert set(items) <= set(bundle_of), "an NFT's metadata is not in any bundle"
+        assert len({bundle_of[i] for i in items}) < 20, "one Arweave transaction per NFT"
+        for card_id, nft in zip(cards, minted, strict=True):
+            assert (await plain.get(nft["metadata_uri"])).json()["card_id"] == card_id
+    for nft, item in zip(minted, items, strict=True):
+        assert await arweave_uploads(gateway, nft["id"]) == [item]
+    rows = db.rows("SELECT count(*), count(DISTINCT signature) FROM nft_transactions "
+                   "WHERE kind = 'mint' AND status = 'confirmed' AND nft_id = ANY(%s::uuid[])",
+                   [n["id"] for n in minted])
+    assert rows == [(20, 20)]

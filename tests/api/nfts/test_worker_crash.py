@@ -164,3 +164,40 @@ async def test_killed_after_transfer_send_transfers_once(
     body = (await http.get(f"/nfts/{nft['id']}")).json()
     assert body["owner_address"] == buyer
     assert await token_amount(rpc_url, buyer, mint) == 1
+
+
+async def test_killed_mid_bundle_uploads_each_once(
+    stack: Any, http: httpx.AsyncClient, admin: Account, alice: Account, db: Db,
+    nft_settings: Settings,
+) -> None:
+    """Killed after a batch recorded its data item URIs, before their bundle was posted:
+    the restarted worker replaces the never-posted items, so each NFT ends with exactly
+    one upload on the gateway, and that one is the URI it records and serves."""
+    cards = [await make_card(http, admin, alice, name=f"Bundle card {i}") for i in range(3)]
+    nfts = [await request_mint(http, alice, card_id) for card_id in cards]
+    target = nfts[1]["id"]
+    gateway = nft_settings.arweave_url
+    seen: dict[str, str] = {}
+
+    async def crashed() -> None:
+        status, uri = db.rows("SELECT status, metadata_uri FROM nfts WHERE id = %s", target)[0]
+        assert status == "uploading" and uri is not None, (status, uri)  # recorded, not posted
+        assert await arweave_uploads(gateway, target) == []
+        async with httpx.AsyncClient(timeout=10) as plain:
+            assert (await plain.get(uri)).status_code == 404
+        seen["uri"] = uri
+
+    async def finished() -> list[dict[str, Any]]:
+        return [await wait_status(http, n["id"], "minted", timeout=90) for n in nfts]
+
+    minted = await crash_then_finish(nft_settings, "mint_saga", f"mid_bundle:{target}",
+                                     crashed, finished)
+    owner = await custody_address(http, alice)
+    async with httpx.AsyncClient(timeout=10) as plain:
+        for card_id, nft in zip(cards, minted, strict=True):
+            item = nft["metadata_uri"].rsplit("/", 1)[-1]
+            assert await arweave_uploads(gateway, nft["id"]) == [item]
+            assert (await plain.get(nft["metadata_uri"])).json()["card_id"] == card_id
+            assert await token_amount(nft_settings.solana_rpc_url, owner,
+                                      nft["mint_address"]) == 1
+    assert next(n for n in minted if n["id"] == target)["metadata_uri"] != seen["uri"]
