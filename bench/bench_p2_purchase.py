@@ -2,13 +2,15 @@
 running the same SQL transaction on the same database with the same client count.
 
 The pgbench script (``PGBENCH_SCRIPT``, written to a temporary file at run time)
-does what one purchase does in the database, in the same order: lock the listing,
-lock the card, mark the listing sold, insert the sale, move the card (the version
-trigger fires), append history and a valuation, then lock the buyer's and seller's
-accounts, insert the ledger transaction and its three entries (the triggers move the
-balances and check the sum at COMMIT; the platform-fee leg comes last, which locks
-that shared row), and append an unsealed audit event (a plain INSERT, as the API
-does; the sealer worker chains events outside the purchase transaction).
+sends the statements one purchase sends (``api.market.service.purchase``), in the
+same order: lock the listing, lock the card, one statement that marks the listing
+sold, inserts the sale, moves the card (the version trigger fires) and appends
+history and a valuation (``SELL_SQL``), then lock the buyer's and seller's
+accounts, one statement inserting the ledger transaction and its three entries
+(the triggers move the balances and check the sum at COMMIT; the platform-fee leg
+comes last, which locks that shared row), and append an unsealed audit event (a
+plain INSERT, as the API does; the sealer worker chains events outside the
+purchase transaction). No global lock: the audit chain is sealed afterwards.
 What the API adds on top is the price of HTTP, authentication (token + user
 row + session check), the ORM, and the Redis cache write after COMMIT: the ratio
 measures that overhead.
@@ -16,19 +18,27 @@ measures that overhead.
 Both runs use separate, pre-seeded listings (every purchase buys a fresh one), the
 same buyers and sellers, and the same client count, one after the other in one run.
 Rate limiting is switched off for the API (``ECE_RATE_LIMIT_ENABLED=0``): the
-benchmark measures the purchase path, not the limiter.
+benchmark measures the purchase path, not the limiter. The API runs with
+``ECE_API_WORKERS`` uvicorn workers (2 unless the environment says otherwise).
 
-    uv run python -m bench.bench_p2_purchase
+API CPU per purchase is the utime+stime of the uvicorn worker processes
+(``/proc/<pid>/stat``) over the measured run divided by the purchases it answered.
+``--profile DIR`` adds a third, unmeasured run with py-spy sampling one worker and
+prints its top frames (flame graph and collapsed stacks are left in DIR).
+
+    uv run python -m bench.bench_p2_purchase [--profile /tmp/p2-profile]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import os
 import statistics
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +46,21 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.harness import LoadResult, run_load, throwaway_platform
+from bench.harness import (
+    LoadResult,
+    cpu_seconds,
+    load_average,
+    print_profile,
+    py_spy,
+    run_load,
+    throwaway_platform,
+    worker_pids,
+)
+from ece import db_roles
 
 CLIENTS = 16
 SECONDS = 10.0
+IDLE_SECONDS = 3.0
 BUYERS = 16
 SELLERS = 16
 API_LISTINGS = 20_000
@@ -56,30 +77,34 @@ SELECT card_id AS cid, seller_id AS seller, price_cents AS price, status AS lsta
   FROM listings WHERE id = ':lid' FOR UPDATE \gset
 SELECT owner_id, status, version FROM cards WHERE id = ':cid' FOR UPDATE;
 SELECT gen_random_uuid() AS sale, gen_random_uuid() AS tx, :price * :bps / 10000 AS fee \gset
-UPDATE listings SET status = 'sold' WHERE id = ':lid' RETURNING updated_at;
-INSERT INTO sales (id, listing_id, card_id, buyer_id, seller_id, price_cents, fee_cents)
-VALUES (':sale', ':lid', ':cid', ':buyer', ':seller', :price, :fee) RETURNING created_at;
-UPDATE cards SET owner_id = ':buyer', status = 'available' WHERE id = ':cid'
-RETURNING version, updated_at;
-INSERT INTO card_history (id, card_id, from_user_id, to_user_id, reason, reference_id)
-VALUES (gen_random_uuid(), ':cid', ':seller', ':buyer', 'sale', ':sale') RETURNING at;
-INSERT INTO card_valuations (id, card_id, value_cents, source)
-VALUES (gen_random_uuid(), ':cid', :price, 'sale') RETURNING at;
+WITH listing AS (UPDATE listings SET status = 'sold' WHERE id = ':lid'),
+sale AS (INSERT INTO sales (id, listing_id, card_id, buyer_id, seller_id, price_cents, fee_cents)
+         VALUES (':sale', ':lid', ':cid', ':buyer', ':seller', :price, :fee) RETURNING created_at),
+card AS (UPDATE cards SET owner_id = ':buyer', status = 'available' WHERE id = ':cid'
+         RETURNING version, updated_at),
+history AS (INSERT INTO card_history (id, card_id, from_user_id, to_user_id, reason, reference_id)
+            VALUES (gen_random_uuid(), ':cid', ':seller', ':buyer', 'sale', ':sale')),
+valuation AS (INSERT INTO card_valuations (id, card_id, value_cents, source)
+              VALUES (gen_random_uuid(), ':cid', :price, 'sale'))
+SELECT sale.created_at, card.version, card.updated_at FROM sale, card;
 SELECT a.id, a.balance_cents, (SELECT p.id FROM ledger_accounts p
         WHERE p.user_id IS NULL AND p.kind = 'platform_fees') AS fee_account
   FROM ledger_accounts a WHERE a.user_id IN (':buyer', ':seller')
  ORDER BY a.id FOR UPDATE OF a;
-INSERT INTO ledger_transactions (id, kind, reference_id) VALUES (':tx', 'sale', ':sale');
+WITH ledger_transaction AS (INSERT INTO ledger_transactions (id, kind, reference_id)
+                            VALUES (':tx', 'sale', ':sale'))
 INSERT INTO ledger_entries (id, transaction_id, account_id, amount_cents)
 SELECT gen_random_uuid(), ':tx', a.id, v.amount
-  FROM (VALUES (':buyer'::uuid, 'user_available', -:price),
-               (':seller'::uuid, 'user_available', :price - :fee),
-               (NULL::uuid, 'platform_fees', :fee)) AS v(user_id, kind, amount)
-  JOIN ledger_accounts a ON a.user_id IS NOT DISTINCT FROM v.user_id AND a.kind = v.kind;
+  FROM (VALUES (1, ':buyer'::uuid, 'user_available', -:price),
+               (2, ':seller'::uuid, 'user_available', :price - :fee),
+               (3, NULL::uuid, 'platform_fees', :fee)) AS v(n, user_id, kind, amount)
+  JOIN ledger_accounts a ON a.user_id IS NOT DISTINCT FROM v.user_id AND a.kind = v.kind
+ ORDER BY v.n
+RETURNING id, transaction_id, account_id, amount_cents, created_at;
 INSERT INTO audit_events (actor_id, action, entity, entity_id, ip, details, at)
 VALUES (':buyer', 'listing.purchase', 'sale', ':sale', '127.0.0.1',
         jsonb_build_object('listing_id', ':lid', 'card_id', ':cid', 'price_cents', :price),
-        now());
+        now()) RETURNING id;
 END;
 """
 
@@ -154,22 +179,23 @@ def _seed(url: str, sellers: list[str], buyers: list[str]) -> list[str]:
 
 
 def _api_run(
-    api: str, buyers: list[tuple[str, str]], pending: Iterator[str], with_key: bool = False
-) -> tuple[LoadResult, int]:
-    """The measured run and the number of requests sent in all (warm-up included)."""
-    sent = itertools.count()
+    api: str, buyers: list[tuple[str, str]], pending: Iterator[str], workers: list[int],
+    with_key: bool = False,
+) -> tuple[LoadResult, float]:
+    """The measured run and the workers' CPU milliseconds per purchase during it."""
     tokens = itertools.cycle([token for _, token in buyers])
 
     def purchase(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
-        next(sent)
         headers = {"Authorization": f"Bearer {next(tokens)}"}
         if with_key:
             headers["Idempotency-Key"] = uuid.uuid4().hex
         return client.post(f"{api}/listings/{next(pending)}/purchase", headers=headers)
 
     run_load(purchase, CLIENTS, 1.5)  # warm-up: connections, pools, prepared plans
+    before = cpu_seconds(workers)
     result = run_load(purchase, CLIENTS, SECONDS)
-    return result, next(sent)
+    cpu_ms = 1000 * (cpu_seconds(workers) - before) / max(1, result.requests)
+    return result, cpu_ms
 
 
 def _pgbench_run(url: str, fee_bps: int) -> tuple[float, list[float], int]:
@@ -203,19 +229,6 @@ def _pgbench_run(url: str, fee_bps: int) -> tuple[float, list[float], int]:
         if out.returncode != 0:
             print(out.stdout[-2000:], out.stderr[-2000:])
     return tps, latencies, aborted
-
-
-def _group_cpu_seconds(pgid: int) -> float:
-    """User+system CPU of every process in a process group (the uvicorn server)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after "(comm)": state ppid pgrp ...
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _p(samples: list[float], q: float) -> float:
@@ -252,45 +265,63 @@ def _check(url: str) -> tuple[int, int, int]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--profile", type=Path, help="py-spy one worker into this folder")
+    args = parser.parse_args()
     os.environ["ECE_RATE_LIMIT_ENABLED"] = "0"
+    os.environ.setdefault("ECE_API_WORKERS", "2")
     with throwaway_platform("api") as platform:
         api = platform.part("api").url
-        url = platform.settings.database_url
+        # The schema owner creates pgbench's queue tables and runs its script (the
+        # app role may not create tables in public); the API runs as the app role.
+        url = platform.settings.role_url(db_roles.OWNER)
         buyers, sellers, _admin = _users(api)
         listings = _seed(url, sellers, [uid for uid, _ in buyers])
         process = getattr(platform.part("api"), "process", None)
-        pgid = process.proc.pid if process is not None and process.proc is not None else 0
+        server = process.proc.pid if process is not None and process.proc is not None else 0
+        workers = worker_pids(server)
         pending = iter(listings)
-        cpu_before = _group_cpu_seconds(pgid)
-        ours, requests = _api_run(api, buyers, pending)
-        cpu_plain = 1000 * (_group_cpu_seconds(pgid) - cpu_before) / max(1, requests)
-        cpu_before = _group_cpu_seconds(pgid)
-        keyed, requests = _api_run(api, buyers, pending, with_key=True)
-        cpu_keyed = 1000 * (_group_cpu_seconds(pgid) - cpu_before) / max(1, requests)
+        idle_before = cpu_seconds(workers)
+        time.sleep(IDLE_SECONDS)  # what the workers burn with no request (background loops)
+        idle_ms_per_s = 1000 * (cpu_seconds(workers) - idle_before) / IDLE_SECONDS
+        load_api = load_average()
+        ours, cpu_plain = _api_run(api, buyers, pending, workers)
+        keyed, cpu_keyed = _api_run(api, buyers, pending, workers, with_key=True)
+        load_pg = load_average()
         tps, pg_latencies, aborted = _pgbench_run(url, platform.settings.fee_bps)
+        if args.profile is not None:
+            with py_spy(workers[0], args.profile, "p2-purchase", SECONDS):
+                _api_run(api, buyers, pending, workers)
         ledger_sum, doubles, negative = _check(url)
-        workers = platform.settings.api_workers
+        worker_count = platform.settings.api_workers
     print(
         f"P2 purchase, {CLIENTS} concurrent clients, {SECONDS:.0f} s each, "
-        f"{workers} uvicorn worker(s), {BUYERS} buyers, {SELLERS} sellers"
+        f"{worker_count} uvicorn worker(s) (pids {workers}), {BUYERS} buyers, {SELLERS} sellers"
     )
-    print(ours.line("POST /listings/{id}/purchase"))
+    print(ours.line("POST /listings/{id}/purchase") + f"   [{load_api}]")
     print(keyed.line("  ... with Idempotency-Key"))
     print(
         f"{'pgbench, same transaction':<28} {tps:9.0f} tx/s   "
         f"p50 {statistics.median(pg_latencies):6.1f} ms  p99 {_p(pg_latencies, 0.99):6.1f} ms  "
-        f"aborted clients {aborted}"
+        f"aborted clients {aborted}   [{load_pg}]"
     )
-    print(f"ratio (API / pgbench): {ours.rps / tps:.3f}")
+    print(f"API purchases/s {ours.rps:.0f}, pgbench purchases/s {tps:.0f}")
+    print(f"ratio (API / pgbench): {ours.rps / tps:.3f}   (issue 12 item 4: >= 0.5)")
     print(f"purchase p99 latency through the API: {ours.pct(0.99):.1f} ms")
     print(
-        f"API server CPU per purchase: {cpu_plain:.1f} ms, {cpu_keyed:.1f} ms with a key "
-        f"(uvicorn process group, warm-up included)"
+        f"API CPU per purchase: {cpu_plain:.2f} ms, {cpu_keyed:.2f} ms with a key "
+        f"(utime+stime of the uvicorn workers over the measured run; issue 12 item 4: <= 6)"
+    )
+    print(
+        f"  idle workers burn {idle_ms_per_s:.1f} ms CPU/s; net of that: "
+        f"{cpu_plain - idle_ms_per_s / max(ours.rps, 1e-9):.2f} ms per purchase"
     )
     print(
         f"after both runs: ledger sum {ledger_sum}, double sales {doubles}, "
         f"negative balances {negative}"
     )
+    if args.profile is not None:
+        print_profile(args.profile / "p2-purchase.txt")
 
 
 if __name__ == "__main__":

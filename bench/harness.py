@@ -125,3 +125,94 @@ def percentiles(samples_ms: list[float]) -> str:
     ordered = sorted(samples_ms)
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
     return f"p50 {statistics.median(ordered):.1f} ms  p99 {p99:.1f} ms  (n={len(ordered)})"
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """The uvicorn worker processes under ``server_pid`` (itself when it has none): the
+    processes that answer requests, whose CPU a benchmark charges to the API."""
+    from bench.proc import tree
+
+    pids = tree(server_pid)
+    workers = [pid for pid in pids if pid != server_pid and _is_spawned_worker(pid)]
+    return workers or [server_pid]
+
+
+def _is_spawned_worker(pid: int) -> bool:
+    """A multiprocessing child running the app (not uvicorn's resource tracker)."""
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of ``pids`` from ``/proc/<pid>/stat`` (exited processes count 0)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # after "(comm)": state=0 … utime=11 stime=12
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load average, printed beside every figure (the box is shared)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+@contextmanager
+def py_spy(pid: int, out_dir: Path | None, name: str, seconds: float) -> Iterator[None]:
+    """Sample ``pid`` with py-spy for ``seconds`` while the block runs (nothing when
+    ``out_dir`` is None): an SVG flame graph and the collapsed stacks beside it."""
+    if out_dir is None:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")]
+    common = ["--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250", "--nonblocking"]
+    spies = [
+        subprocess.Popen([*base, "record", *common, "-o", str(out_dir / f"{name}.svg")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([*base, "record", *common, "--format", "raw",
+                          "-o", str(out_dir / f"{name}.txt")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(seconds + 60)
+
+
+def top_frames(collapsed: str, count: int = 15, *, inclusive: bool = True
+               ) -> list[tuple[str, float]]:
+    """The frames with the largest share of samples in py-spy's collapsed output
+    (``frame;frame;frame N`` per line), largest first: counted wherever they are on
+    the stack (``inclusive``) or only when on top (self time)."""
+    totals: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit() or not stack:
+            continue
+        samples += int(n)
+        frames = set(stack.split(";")) if inclusive else {stack.split(";")[-1]}
+        for frame in frames:
+            totals[frame] = totals.get(frame, 0) + int(n)
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:count]
+    return [(frame, 100 * n / max(samples, 1)) for frame, n in ranked]
+
+
+def print_profile(collapsed: Path, count: int = 12) -> None:
+    """The top frames of a py-spy capture, inclusive then self, for the report."""
+    if not collapsed.exists():
+        print(f"  (no profile at {collapsed}: py-spy failed?)")
+        return
+    text = collapsed.read_text()
+    for title, inclusive in (("inclusive", True), ("self", False)):
+        print(f"  top frames ({title}) of {collapsed.name}:")
+        for frame, share in top_frames(text, count, inclusive=inclusive):
+            print(f"    {share:5.1f}%  {frame[:150]}")

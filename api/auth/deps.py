@@ -1,15 +1,17 @@
 """Request dependencies: the authenticated user, the admin guard, the audit context.
 
-The user row is loaded on every authenticated request (one primary-key lookup) so
-a demoted admin or a logged-out session loses access at once instead of when the
-access token expires.
+The user row is loaded on every authenticated request so a demoted admin or a
+logged-out session loses access at once instead of when the access token expires
+(``docs/rest.md``: logout and refresh-token reuse revoke the session). Nothing of
+it is cached across requests: one statement reads the user row and whether the
+token's session family is revoked, one round trip per request.
 """
 
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import exists, select
+from sqlalchemy import exists, false, select
 
 from api.audit.chain import AuditContext
 from api.auth.models import RefreshSession
@@ -28,20 +30,24 @@ async def current_user(
     if credentials is None:
         raise unauthorized("missing bearer token")
     claims = decode_access_token(credentials.credentials)
-    user = await session.get(User, claims.user_id)
-    if user is None:
-        raise unauthorized("unknown user")
-    if claims.session_family is not None:
-        revoked = await session.scalar(
-            select(
-                exists().where(
-                    RefreshSession.family_id == claims.session_family,
-                    RefreshSession.revoked_at.is_not(None),
-                )
-            )
+    revoked = (
+        false()
+        if claims.session_family is None
+        else exists().where(
+            RefreshSession.family_id == claims.session_family,
+            RefreshSession.revoked_at.is_not(None),
         )
-        if revoked:
-            raise unauthorized("session revoked")
+    )
+    row = (
+        await session.execute(
+            select(User, revoked.label("revoked")).where(User.id == claims.user_id)
+        )
+    ).first()
+    if row is None:
+        raise unauthorized("unknown user")
+    user, is_revoked = row
+    if is_revoked:
+        raise unauthorized("session revoked")
     return user
 
 

@@ -105,12 +105,15 @@ async def list_cards(
 )
 async def get_card(
     card_id: uuid.UUID,
-    session: SessionDep,
     cache: Cache,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    document, version = await service.read_card(session, cache, card_id)
-    return _card_response(document, version, if_none_match)
+    """Public and hot: a cache hit sends the stored JSON bytes (no session, no parse)."""
+    body, version = await service.read_card_json(cache, card_id)
+    card_tag = etag.tag(card_id, version)  # ece.contracts.card_cache.etag
+    if etag.matches(if_none_match, card_tag):
+        return etag.not_modified(card_tag)
+    return etag.tagged(Response(body, media_type="application/json"), card_tag)
 
 
 @router.get(

@@ -18,6 +18,8 @@ from api.audit.chain import AuditContext, record
 from api.cards.errors import no_such_card
 from api.cards.models import Card, CardHistory
 from api.core.cache import CardCache
+from api.core.db import get_sessionmaker
+from api.core.jsonout import dumps
 from api.core.pagination import paginate
 from api.core.problems import validation_error
 from api.core.uow import UnitOfWork
@@ -89,13 +91,21 @@ async def update_card(
     return card
 
 
-async def read_card(
-    session: AsyncSession, cache: CardCache, card_id: uuid.UUID
-) -> tuple[dict[str, Any], int]:
-    """The card document and its version, from Redis or (on a miss) the database."""
-    cached = await cache.get(str(card_id))
+async def read_card_json(cache: CardCache, card_id: uuid.UUID) -> tuple[bytes, int]:
+    """The card document as JSON bytes and its version: a cache hit is the stored
+    bytes as they are, with no database session opened (issue 14, P1); a miss reads
+    the row in a session of its own and fills the cache."""
+    cached = await cache.get_json(str(card_id))
     if cached is not None:
         return cached
+    async with get_sessionmaker()() as session:
+        document, version = await _read_through(session, cache, card_id)
+    return dumps(document), version
+
+
+async def _read_through(
+    session: AsyncSession, cache: CardCache, card_id: uuid.UUID
+) -> tuple[dict[str, Any], int]:
     card = await session.get(Card, card_id)
     if card is None:
         raise no_such_card()

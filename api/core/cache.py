@@ -9,6 +9,7 @@ to delete the cached document instead, so the old version is not served.
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -31,6 +32,29 @@ async def close_redis() -> None:
     get_redis.cache_clear()
 
 
+# ``ece.contracts.card_cache.encode_entry`` writes ``{"version":N,"card":{...}}``
+# (compact separators, these two keys in this order); both writers use it.
+_ENTRY_HEAD = b'{"version":'
+_CARD_KEY = b',"card":'
+
+
+def split_entry(raw: bytes) -> tuple[bytes, int]:
+    """The card document's JSON bytes and the version of a cached entry.
+
+    A cache hit answers with these bytes as they are (issue 14, P1: no parse and
+    re-render of the stored JSON): the layout of ``encode_entry`` is read by position.
+    Anything else (another layout) is parsed and the document rendered again.
+    """
+    comma = raw.find(_CARD_KEY, len(_ENTRY_HEAD))
+    if (raw.startswith(_ENTRY_HEAD) and comma > len(_ENTRY_HEAD)
+            and raw[len(_ENTRY_HEAD):comma].isdigit()
+            and raw[comma + len(_CARD_KEY):comma + len(_CARD_KEY) + 1] == b"{"
+            and raw.endswith(b"}}")):
+        return raw[comma + len(_CARD_KEY):-1], int(raw[len(_ENTRY_HEAD):comma])
+    document, version = card_cache.decode_entry(raw)
+    return orjson.dumps(document), version
+
+
 class CardCache:
     """The ``ece:card:<id>`` documents guarded by their version floor."""
 
@@ -39,9 +63,10 @@ class CardCache:
         self.ttl = ttl_seconds
         self._set_if_newer = redis.register_script(card_cache.SET_IF_NEWER_LUA)
 
-    async def get(self, card_id: str) -> tuple[dict[str, Any], int] | None:
+    async def _entry(self, card_id: str) -> bytes | None:
+        """The raw cached entry (None on a miss or when Redis is unreachable)."""
         try:
-            raw = await self.redis.get(card_cache.document_key(card_id))
+            raw: bytes | None = await self.redis.get(card_cache.document_key(card_id))
         except RedisError as exc:
             log.warning("card_cache_get_failed", card_id=card_id, error=str(exc))
             cache_miss("card")
@@ -50,7 +75,16 @@ class CardCache:
             cache_miss("card")
             return None
         cache_hit("card")
-        return card_cache.decode_entry(raw)
+        return raw
+
+    async def get(self, card_id: str) -> tuple[dict[str, Any], int] | None:
+        raw = await self._entry(card_id)
+        return None if raw is None else card_cache.decode_entry(raw)
+
+    async def get_json(self, card_id: str) -> tuple[bytes, int] | None:
+        """The cached document as JSON bytes (:func:`split_entry`) and its version."""
+        raw = await self._entry(card_id)
+        return None if raw is None else split_entry(raw)
 
     async def put(self, document: dict[str, Any], version: int) -> bool:
         """Write if not older than what was ever cached; True when written."""

@@ -38,11 +38,10 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.db import get_session
+from api.core.jsonout import FastJSONResponse, to_jsonable
 
 log = structlog.get_logger(__name__)
 
@@ -78,11 +77,11 @@ class UnitOfWork:
     def reply(self, body: Any, status_code: int = 200) -> Response:
         """The JSON answer of this write, rendered once: the response, and what a
         before-commit hook (idempotency) stores with the work."""
-        content = None if body is None else jsonable_encoder(body)
+        content = None if body is None else to_jsonable(body)
         self.answer = (status_code, content)
         if content is None:
             return Response(status_code=status_code)
-        return JSONResponse(content, status_code=status_code)
+        return FastJSONResponse(content, status_code=status_code)
 
     # --- ending the transaction ------------------------------------------------------
 

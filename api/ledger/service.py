@@ -164,19 +164,26 @@ async def _post(
     if sum(amount for _, amount in legs) != 0:
         raise ValueError(f"unbalanced ledger transaction: {legs}")
     tx_id = uuid.uuid4()
-    await session.execute(
-        insert(LedgerTransaction).values(id=tx_id, kind=kind, reference_id=reference_id)
-    )
+    transaction = insert(LedgerTransaction).values(id=tx_id, kind=kind, reference_id=reference_id)
     if not legs:
+        await session.execute(transaction)
         return []
+    # One round trip: the transaction row in a data-modifying CTE, the entries in the
+    # statement itself (their foreign key is checked at the end of the statement). The
+    # entries are inserted in leg order, so the apply trigger locks the accounts in
+    # that order (the platform leg last).
+    ids = [uuid.uuid4() for _ in legs]
     result = await session.scalars(
-        insert(LedgerEntry).returning(LedgerEntry, sort_by_parameter_order=True),
-        [
-            {"id": uuid.uuid4(), "transaction_id": tx_id, "account_id": account, "amount_cents": a}
-            for account, a in legs
-        ],
+        insert(LedgerEntry)
+        .values([
+            {"id": entry_id, "transaction_id": tx_id, "account_id": account, "amount_cents": a}
+            for entry_id, (account, a) in zip(ids, legs, strict=True)
+        ])
+        .add_cte(transaction.cte("ledger_transaction"))
+        .returning(LedgerEntry)
     )
-    return list(result.all())
+    position = {entry_id: i for i, entry_id in enumerate(ids)}
+    return sorted(result.all(), key=lambda entry: position[entry.id])
 
 
 def _require_positive(name: str, value: int) -> None:

@@ -7,20 +7,28 @@ is the card cache refreshed. A purchase
 locks the listing row first, so N buyers racing for one listing queue on that row:
 the first one sells it, and each of the others re-reads it as ``sold`` after the
 winner's COMMIT and gets 409 ``listing_not_active`` before any money is touched.
+
+The purchase is the hottest write of the API (issue 12, P2), so after its checks it
+writes in few round trips: one statement (:data:`SELL_SQL`, data-modifying CTEs)
+marks the listing sold, inserts the sale, moves the card and appends its history
+and valuation, the same trail ``api.cards.ownership.transfer_card`` leaves (the
+version trigger bumps ``version``; foreign keys are checked at the end of the
+statement, when every row exists); then the ledger payment and the audit event.
 """
 
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from api.audit.chain import AuditContext, record
 from api.cards.errors import card_is, card_not_owned, card_unavailable, no_such_card
 from api.cards.models import Card
-from api.cards.ownership import lock_cards, transfer_card
+from api.cards.ownership import lock_cards
 from api.cards.policy import ensure_movable
 from api.cards.service import refresh_after_commit
 from api.core.cache import CardCache
@@ -114,6 +122,30 @@ async def cancel_listing(
     return listing
 
 
+# The sale's writes after the checks, in one round trip. Rows are already locked by
+# this transaction (listing, then card), so the CTEs only write; RETURNING gives the
+# sale and the card's new version and updated_at (set by its triggers).
+SELL_SQL = text("""
+WITH listing AS (
+    UPDATE listings SET status = 'sold' WHERE id = :listing_id
+), sale AS (
+    INSERT INTO sales (id, listing_id, card_id, buyer_id, seller_id, price_cents, fee_cents)
+    VALUES (:sale_id, :listing_id, :card_id, :buyer_id, :seller_id, :price, :fee)
+    RETURNING created_at
+), card AS (
+    UPDATE cards SET owner_id = :buyer_id, status = 'available' WHERE id = :card_id
+    RETURNING version, updated_at
+), history AS (
+    INSERT INTO card_history (id, card_id, from_user_id, to_user_id, reason, reference_id)
+    VALUES (:history_id, :card_id, :seller_id, :buyer_id, 'sale', :sale_id)
+), valuation AS (
+    INSERT INTO card_valuations (id, card_id, value_cents, source)
+    VALUES (:valuation_id, :card_id, :price, 'sale')
+)
+SELECT sale.created_at, card.version, card.updated_at FROM sale, card
+""")
+
+
 async def purchase(
     uow: UnitOfWork,
     cache: CardCache,
@@ -124,51 +156,60 @@ async def purchase(
     """Buy an active listing: money, card, listing, sale, valuation and audit commit
     together (or, on any refusal, nothing does)."""
     session = uow.session
-    listing = await _lock_listing(session, listing_id)
-    if listing.seller_id == buyer.id:
+    locked = (
+        await session.execute(
+            select(Listing.card_id, Listing.seller_id, Listing.price_cents, Listing.status)
+            .where(Listing.id == listing_id)
+            .with_for_update()
+        )
+    ).first()
+    if locked is None:
+        raise not_found("listing")
+    card_id, seller_id, price, listing_status = locked
+    if seller_id == buyer.id:
         raise forbidden("you cannot buy your own listing")
-    if listing.status != "active":
-        raise listing_not_active(listing.status)
-    card = await _locked_card(session, listing.card_id)
-    if card.owner_id != listing.seller_id or card.status != "listed":
+    if listing_status != "active":
+        raise listing_not_active(listing_status)
+    card = await _locked_card(session, card_id)
+    if card.owner_id != seller_id or card.status != "listed":
         # Cannot happen while every path follows the lock order; refuse rather than guess.
         raise card_is(card.status)
     ensure_movable(card)  # locked after it was listed: no sale (api/cards/policy.py)
-    price = listing.price_cents
     fee = ledger.fee_for(price, get_settings().fee_bps)
     sale_id = uuid.uuid4()
-    listing.status = "sold"
-    await session.flush()
-    sale = await session.scalar(
-        insert(Sale)
-        .values(
-            id=sale_id,
-            listing_id=listing.id,
-            card_id=card.id,
-            buyer_id=buyer.id,
-            seller_id=listing.seller_id,
-            price_cents=price,
-            fee_cents=fee,
+    sold = (
+        await session.execute(
+            SELL_SQL,
+            {
+                "listing_id": listing_id, "sale_id": sale_id, "card_id": card.id,
+                "buyer_id": buyer.id, "seller_id": seller_id, "price": price, "fee": fee,
+                "history_id": uuid.uuid4(), "valuation_id": uuid.uuid4(),
+            },
         )
-        .returning(Sale)
+    ).one()
+    # The card row as the statement left it, without the ORM flushing it again.
+    for key, value in (("owner_id", buyer.id), ("status", "available"),
+                       ("version", sold.version), ("updated_at", sold.updated_at)):
+        set_committed_value(card, key, value)
+    sale = Sale(
+        id=sale_id, listing_id=listing_id, card_id=card.id, buyer_id=buyer.id,
+        seller_id=seller_id, price_cents=price, fee_cents=fee, created_at=sold.created_at,
     )
-    assert sale is not None
-    await transfer_card(session, card, buyer.id, "sale", sale.id, price, "sale")
     # Money last: the platform_fees row is shared by every sale, so it is locked only
     # for the audit append and the COMMIT. A short balance raises insufficient_funds
     # here and the rollback undoes the writes above (and nothing is stored for an
     # Idempotency-Key).
-    await ledger.pay(session, buyer.id, listing.seller_id, price, fee, "sale", sale.id)
+    await ledger.pay(session, buyer.id, seller_id, price, fee, "sale", sale_id)
     await record(
         session,
         ctx,
         "listing.purchase",
         "sale",
-        sale.id,
+        sale_id,
         {
-            "listing_id": str(listing.id),
+            "listing_id": str(listing_id),
             "card_id": str(card.id),
-            "seller_id": str(listing.seller_id),
+            "seller_id": str(seller_id),
             "price_cents": price,
             "fee_cents": fee,
         },

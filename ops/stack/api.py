@@ -117,6 +117,12 @@ def serve() -> None:
                 **proxy_options(settings), **tls_options(settings))
 
 
+# Until /healthz answers. Each worker process (ECE_API_WORKERS, 2 by default) imports
+# the whole application before it serves; on a busy 2-core host that alone took 20 s
+# and more per worker, so a minute was not always enough.
+READY_SECONDS = 180
+
+
 class Api(Part):
     name = "api"
     depends_on = ("migrate", "redis")
@@ -133,7 +139,14 @@ class Api(Part):
         self.process = ManagedProcess(self.name, argv, self.log_path,
                                       env=self.child_environment())
         proc = self.process.start()
-        wait_until(self._alive, 60, "GET /healthz answering", self.name, proc, self.log_path)
+        try:
+            wait_until(self._alive, READY_SECONDS, "GET /healthz answering", self.name, proc,
+                       self.log_path)
+        except BaseException:
+            # Never started means never stopped by the supervisor: do not leave the
+            # server and its workers behind.
+            self.process.stop()
+            raise
 
     def _alive(self) -> bool:
         verify = client_verify(self.settings)
