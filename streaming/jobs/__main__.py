@@ -1,7 +1,15 @@
 """``python -m streaming.jobs``: build every (or the chosen) pipeline into one job and run it.
 
-Runs until stopped (SIGTERM from the supervisor); the local MiniCluster's REST
-API / UI answers on 127.0.0.1:<flink_rest_port> while it runs.
+Two ways, one program:
+
+- by itself (``ECE_FLINK_MODE=minicluster``): runs until stopped (SIGTERM from the
+  supervisor); the local MiniCluster's REST API / UI answers on
+  127.0.0.1:<flink_rest_port> while it runs;
+- ``--on-cluster``, as the program of ``flink run -d -pym streaming.jobs`` (session
+  mode, see ops/stack/flink_session.py): the same job is built in the ``flink``
+  client's JVM and submitted to the session cluster, then the program exits.
+
+Either way the job's state is restored from this epoch's newest retained checkpoint.
 """
 
 from __future__ import annotations
@@ -33,6 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="checkpoint (and Kafka offset commit) interval")
     parser.add_argument("--no-restore", action="store_true",
                         help="ignore retained checkpoints; start from committed offsets")
+    parser.add_argument("--on-cluster", action="store_true",
+                        help="submitted by `flink run` to a session cluster (session mode)")
+    parser.add_argument("--ship-jars", action="store_true",
+                        help="with --on-cluster: ship the connector jars with the job "
+                             "(a cluster whose lib/ lacks them)")
     parser.add_argument("--jars-only", action="store_true",
                         help="fetch and verify the connector jars, then exit (install step)")
     return parser.parse_args(argv)
@@ -56,14 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     epoch = cluster_id(settings, timeout=30)
     ensure_topics(settings, [topics.dlq_topic(settings.topic_prefix)])
-    minicluster.prepare_conf_dir(settings)
-    minicluster.forward_jvm_stderr()
+    if not args.on_cluster:  # the client's JVM (flink run) is started already otherwise
+        minicluster.prepare_conf_dir(settings)
+        minicluster.forward_jvm_stderr()
     options = JobOptions(checkpoint_interval_ms=args.checkpoint_interval_ms,
-                         restore=not args.no_restore)
-    ctx = create_context(settings, epoch, options, jar_paths)
+                         restore=not args.no_restore, on_cluster=args.on_cluster)
+    shipped = jar_paths if not args.on_cluster or args.ship_jars else []
+    ctx = create_context(settings, epoch, options, shipped)
     for module in modules:
         module.build(ctx)
         log.info("pipeline %s added", module.NAME)
+    if args.on_cluster:
+        log.info("submitting job %s (epoch %s, pipelines %s)", JOB_NAME, epoch, ",".join(names))
+        ctx.execute(JOB_NAME)  # detached (flink run -d): returns once submitted
+        return 0
     log.info("starting job %s (epoch %s, pipelines %s, REST 127.0.0.1:%s)",
              JOB_NAME, epoch, ",".join(names), settings.flink_rest_port)
     try:

@@ -47,15 +47,24 @@ def checkpoint_root(settings: Settings, epoch: str) -> Path:
     return flink_dir(settings) / "checkpoints" / epoch
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_yaml(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict):
-            flat.update(_flatten(value, name))
+            flat.update(flatten_yaml(value, name))
         else:
             flat[name] = value
     return flat
+
+
+# Options of the job itself, wherever it runs (the MiniCluster or a session cluster):
+# Python UDFs in the TaskManager's JVM (pemja), small bundles and buffers for latency.
+JOB_OPTIONS = {
+    "python.execution-mode": "thread",
+    "python.fn-execution.bundle.time": "5",
+    "execution.buffer-timeout.interval": "10ms",
+}
 
 
 def cluster_options(settings: Settings) -> dict[str, str]:
@@ -75,9 +84,7 @@ def cluster_options(settings: Settings) -> dict[str, str]:
         "parallelism.default": "1",
         "io.tmp.dirs": str(tmp),
         "web.tmpdir": str(tmp / "web"),
-        "python.execution-mode": "thread",
-        "python.fn-execution.bundle.time": "5",
-        "execution.buffer-timeout.interval": "10ms",
+        **JOB_OPTIONS,
     }
 
 
@@ -95,7 +102,7 @@ def prepare_conf_dir(settings: Settings) -> Path:
         shutil.rmtree(conf)
     shutil.copytree(flink_home() / "conf", conf)
     original = yaml.safe_load((conf / "config.yaml").read_text()) or {}
-    flat = _flatten(original)
+    flat = flatten_yaml(original)
     java_opts = str(flat.get("env.java.opts.all", ""))
     flat["env.java.opts.all"] = f"{java_opts} {JVM_OPTS} -Djava.io.tmpdir={tmp}".strip()
     flat.update(cluster_options(settings))

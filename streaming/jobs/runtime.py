@@ -32,6 +32,9 @@ class JobOptions:
     checkpoint_interval_ms: int = 1000
     restore: bool = True
     partition_discovery_ms: int = 2000
+    # Submitted to a session cluster by ``flink run``: the cluster's configuration (ports,
+    # slots, memory, parallelism from ``-p``) applies, so only job options are set here.
+    on_cluster: bool = False
 
 
 @dataclass
@@ -195,10 +198,14 @@ def create_context(settings: Settings, epoch: str, options: JobOptions,
 
     config = Configuration()
     # The local executor does not read FLINK_CONF_DIR's config.yaml (only the JVM launcher
-    # does), so the cluster options go into the job's configuration as well.
-    for key, value in minicluster.cluster_options(settings).items():
+    # does), so the cluster options go into the job's configuration as well. On a session
+    # cluster they would override the cluster's own (``parallelism.default`` above all).
+    job_options = (minicluster.JOB_OPTIONS if options.on_cluster
+                   else minicluster.cluster_options(settings))
+    for key, value in job_options.items():
         config.set_string(key, value)
-    config.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars))
+    if jars:  # none when the cluster's lib already holds them (the local session cluster)
+        config.set_string("pipeline.jars", ";".join(p.resolve().as_uri() for p in jars))
     config.set_string("execution.checkpointing.interval", f"{options.checkpoint_interval_ms}ms")
     config.set_string("execution.checkpointing.dir", ckpt_root.resolve().as_uri())
     config.set_string("execution.checkpointing.externalized-checkpoint-retention",
