@@ -11,6 +11,7 @@ from ops.cli import stack
 from ops.cli.admin import admin_app
 from ops.cli.backup import backup_app
 from ops.cli.chain import chain_app
+from ops.cli.chaos import chaos
 from ops.cli.check import check
 from ops.cli.demo import demo
 from ops.cli.keys import keys_app
@@ -26,6 +27,7 @@ app.command()(stack.status)
 app.command()(demo)
 app.command("rebuild-cache")(rebuild_cache)
 app.command("check")(check)
+app.command("chaos")(chaos)
 app.add_typer(admin_app, name="admin", help="Administer users.")
 app.add_typer(topics_app, name="topics", help="List and follow the Kafka topics.")
 app.add_typer(warehouse_app, name="warehouse", help="Query and refresh the lakehouse.")

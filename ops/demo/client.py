@@ -48,6 +48,14 @@ def routes_of(openapi: dict[str, Any]) -> set[str]:
     return routes
 
 
+_ID = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F-]{27,}|/\d+(?=/|$)")
+
+
+def route_of(method: str, path: str) -> str:
+    """``"POST /listings/{}/purchase"``: the template of one request (ids folded)."""
+    return f"{method} {_ID.sub('/{}', path)}"
+
+
 @dataclass
 class Actor:
     """A simulated client: credentials, token and the address it calls from."""
@@ -114,7 +122,14 @@ class ApiClient:
                 stats.errors += 1
                 self.report.sample(f"{method} {path}: {type(exc).__name__}: {exc}")
                 return None
-            stats.latencies.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            stats.latencies.append(elapsed)
+            route = self.report.routes[route_of(method, path)]
+            route.sent += 1
+            route.latencies.append(elapsed)
+            if r.status_code >= 500:
+                stats.server_errors += 1
+                route.server_errors += 1
             if r.status_code == 429:
                 stats.rate_limited += 1
                 retry_after = float(r.headers.get("Retry-After", "1"))

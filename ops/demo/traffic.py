@@ -17,6 +17,7 @@ import httpx
 
 from ops.demo.client import Actor, ApiClient, SetupFailed
 from ops.demo.invariants import check_invariants
+from ops.demo.memory import MemorySampler
 from ops.demo.report import DemoReport
 
 PROGRESS_EVERY_S = 5.0
@@ -50,8 +51,10 @@ class Demo(ApiClient):
         rng: random.Random,
         say: Callable[[str], None],
         user_rps: float = 0.0,
+        stop: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(http, user_rps=user_rps)
+        self.stop = stop  # ends the traffic before the deadline (``ece chaos``'s load)
         self.rng = rng
         self.say = say
         self.admin = Actor("admin", "10.77.0.1")
@@ -81,7 +84,7 @@ class Demo(ApiClient):
         await self.discover()
         self.admin.name, self.admin.password = admin_login, admin_password
         await self.login(self.admin)
-        run = uuid.uuid4().hex[:6]
+        run = self.report.tag = uuid.uuid4().hex[:6]
         password = f"demo-{uuid.uuid4().hex}"
         self.users = [
             Actor(f"demo{run}u{i}", f"10.77.{1 + i // 250}.{1 + i % 250}", password)
@@ -314,7 +317,7 @@ class Demo(ApiClient):
 
     async def worker(self) -> None:
         handlers = self.handlers()
-        while time.monotonic() < self.deadline and self.enabled:
+        while time.monotonic() < self.deadline and self.enabled and not self.stop():
             actions, weights = zip(*self.enabled.items(), strict=True)
             action = self.rng.choices(actions, weights)[0]
             await handlers[action](self.rng.choice(self.users))
@@ -333,15 +336,30 @@ class Demo(ApiClient):
             )
             last = now
 
-    async def traffic(self, seconds: float, concurrency: int) -> None:
+    async def traffic(self, seconds: float, concurrency: int,
+                      memory: MemorySampler | None = None) -> None:
         started = time.monotonic()
         self.deadline = started + seconds
         ticker = asyncio.create_task(self.progress(started))
+        middle = None
+        if memory is not None:  # start, middle and end: "memory stays flat" over a soak
+            memory.sample("start")
+            middle = asyncio.create_task(self._sample_later(memory, seconds / 2))
         try:
             await asyncio.gather(*(self.worker() for _ in range(concurrency)))
         finally:
             ticker.cancel()
+            if middle is not None:
+                middle.cancel()
+        if memory is not None:
+            memory.sample("end")
+            self.report.memory = memory.samples
         self.report.seconds = time.monotonic() - started
+
+    @staticmethod
+    async def _sample_later(memory: MemorySampler, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await asyncio.to_thread(memory.sample, "middle")
 
 
 async def run_demo(
@@ -357,15 +375,20 @@ async def run_demo(
     user_rps: float = 0.0,
     say: Callable[[str], None],
     seed: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    memory: MemorySampler | None = None,
 ) -> DemoReport:
-    """Set up, drive traffic for ``seconds``, check the invariants; the report."""
+    """Set up, drive traffic for ``seconds`` (or until ``stop()``), check the invariants.
+
+    ``memory`` samples the platform's PSS at the start, middle and end of the traffic.
+    """
     async with httpx.AsyncClient(base_url=api.rstrip("/"), timeout=30) as http:
-        demo = Demo(http, rng=random.Random(seed), say=say, user_rps=user_rps)
+        demo = Demo(http, rng=random.Random(seed), say=say, user_rps=user_rps, stop=stop)
         await demo.setup(admin_login, admin_password, users, cards)
         say(
             f"driving traffic for {seconds:.0f}s with {concurrency} concurrent clients: "
             f"{', '.join(demo.enabled)}"
         )
-        await demo.traffic(seconds, concurrency)
+        await demo.traffic(seconds, concurrency, memory)
     demo.report.invariants = check_invariants(database_url)
     return demo.report

@@ -164,6 +164,9 @@ class Part:
     depends_on: tuple[str, ...] = ()
     # Restart this part whenever the supervisor restarts one of these (state tied to theirs).
     restart_with: tuple[str, ...] = ()
+    # The same from the leader's side: parts holding state derived into this one, restarted
+    # after it (once :meth:`after_restart` has run) so they rebuild what it lost.
+    refills: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings, *, external: bool = False) -> None:
         self.settings = settings
@@ -192,6 +195,9 @@ class Part:
         if self.process is not None:
             self.process.stop()
             self.process = None
+
+    def after_restart(self) -> None:
+        """Called by the supervisor after it restarted this part, before its followers."""
 
     def child_environment(self) -> dict[str, str]:
         """The settings this part was given, as ``ECE_*`` for its process.

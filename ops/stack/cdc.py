@@ -8,6 +8,7 @@ it for a moment) and neither is the file alone (it could describe an old epoch).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -72,4 +73,17 @@ class Cdc(Part):
             return False, detail + " (invalidated: see the runner log for the fix)"
         if self.process is not None and not self.process.alive:
             return False, detail + " (runner exited)"
+        if status is not None and not _pid_alive(status.pid):
+            # A killed runner's status file still says "streaming" until the new one starts.
+            return False, detail + f" (runner pid {status.pid} gone)"
         return slot.active and state == "streaming", detail
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

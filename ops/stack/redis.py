@@ -8,7 +8,17 @@ from ops.stack.base import ManagedProcess, Part, require_binary, wait_until
 
 
 class Redis(Part):
+    """The local Redis keeps nothing on disk (``--save ""``): a restarted one is empty.
+
+    The card cache and rate limits refill by themselves; the market hot set is derived
+    by the stream job, which would resume from its checkpoint and leave it empty (not
+    ready: the API answers from Postgres). So after a restart the job is restarted on a
+    new market_data generation, exactly what ``ece rebuild-cache`` does, and re-reads
+    its topics into the new Redis.
+    """
+
     name = "redis"
+    refills = ("flink",)
 
     @property
     def url(self) -> str:
@@ -36,3 +46,10 @@ class Redis(Part):
             return True, self.url
         except redis_lib.RedisError as exc:
             return False, str(exc)
+
+    def after_restart(self) -> None:
+        if self.external:
+            return
+        from streaming.jobs.market_data import bump_generation
+
+        bump_generation(self.settings)  # the job's next start re-reads every topic

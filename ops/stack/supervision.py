@@ -9,8 +9,9 @@ starts again once a part ran ``STABLE_AFTER_S`` without crashing). A part that c
 caller (``ece up``) stops the platform with that reason.
 
 Parts whose state belongs to another part's lifetime are restarted with it
-(``Part.restart_with``): the stream job reads the broker's epoch once at start, so a
-restarted (new, empty) broker means a restarted job.
+(``Part.restart_with``, or the leader's ``Part.refills``): the stream job reads the
+broker's epoch once at start, so a restarted (new, empty) broker means a restarted job;
+a restarted local Redis is empty, so the job rebuilds the hot set it derived into it.
 
 The state (restart count, last exit reason, pid, state) is written atomically to
 ``<data_dir>/ece-up.state.json`` after every change, so ``ece status`` in another
@@ -82,6 +83,20 @@ def read_state(settings: Settings) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None
+
+
+def supervisor_alive(state: dict[str, Any] | None) -> bool:
+    """The state file was written by an ``ece up`` that still runs."""
+    pid = (state or {}).get("supervisor_pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _iso(wall: float | None) -> str | None:
@@ -203,6 +218,9 @@ class Supervisor:
     def _restart(self, part: Part, why: str) -> bool:
         record = self.record(part)
         self._say(f"restarting {part.name} ({why}) ...")
+        if record.state == "running":  # a follower: say so while it is down (`ece status`)
+            record.state = "restarting"
+            self.save()
         with contextlib.suppress(Exception):
             part.stop()  # reap the dead process, close its log, end what is left of its group
         try:
@@ -241,8 +259,13 @@ class Supervisor:
                 self._restart_followers(part)
 
     def _restart_followers(self, leader: Part) -> None:
+        try:
+            leader.after_restart()
+        except Exception as exc:  # noqa: BLE001 - the followers still restart
+            log.warning("after_restart_failed", part=leader.name, error=str(exc))
         for part in list(self.platform.started):
-            if leader.name in part.restart_with and self.record(part).state == "running":
+            follows = leader.name in part.restart_with or part.name in leader.refills
+            if follows and self.record(part).state == "running":
                 self._restart(part, f"{leader.name} was restarted")
 
     def run(self, should_stop: Callable[[], bool], interval: float = 0.5) -> None:

@@ -7,6 +7,7 @@ was pointed at an external service are only health-checked.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Iterable
 
@@ -52,8 +53,9 @@ def free_port_environment() -> dict[str, str]:
     """``ECE_*`` addresses on free loopback ports for every local part."""
     pg = free_port()
     return {
-        "ECE_DATABASE_URL": f"postgresql://ece@127.0.0.1:{pg}/ece",
-        "ECE_LAKE_CATALOG": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece",
+        # The app's and the lake writers' roles; the others derive from these.
+        "ECE_DATABASE_URL": f"postgresql://ece_app@127.0.0.1:{pg}/ece",
+        "ECE_LAKE_CATALOG": f"dbname=ece_lake host=127.0.0.1 port={pg} user=ece_etl",
         "ECE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "ECE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "ECE_API_PORT": str(free_port()),
@@ -103,9 +105,13 @@ class Platform:
             self._say(f"starting {name}{' (external)' if part.external else ''} ...")
             try:
                 part.start()
-            except PartFailed:
-                raise
-            except Exception as exc:
+            except BaseException as exc:
+                # Not in `started`, so `stop()` would never reach it: end what it launched
+                # (a part that timed out starting, e.g. Dagster's process group, is alive).
+                with contextlib.suppress(Exception):
+                    part.stop()
+                if isinstance(exc, PartFailed) or not isinstance(exc, Exception):
+                    raise
                 raise PartFailed(name, f"{type(exc).__name__}: {exc}",
                                  "see the log", part.log_path) from exc
             if part.external:

@@ -78,9 +78,35 @@ class Workers(Part):
         with self._redis() as client:
             return bool(client.exists(heartbeat_key(pid)))
 
+    def _supervised_pid(self) -> tuple[int, str] | None:
+        """``(pid, state)`` the running ``ece up`` recorded for this part, if it runs one."""
+        if self.process is not None:
+            return None
+        from ops.stack.supervision import read_state, supervisor_alive
+
+        supervised = read_state(self.settings)
+        record = ((supervised or {}).get("parts") or {}).get(self.name) or {}
+        if not supervisor_alive(supervised):
+            return None
+        if record.get("state") == "restarting":
+            return 0, "restarting"
+        pid = record.get("pid")  # None for a part ece up only health-checks (external)
+        return (pid, "running") if isinstance(pid, int) and record.get("state") == "running" \
+            else None
+
     def health(self) -> tuple[bool, str]:
         try:
             with self._redis() as client:
+                supervised = self._supervised_pid()
+                if supervised is not None:
+                    # `ece status` about `ece up`'s workers: the pid the supervisor runs now
+                    # must beat (a killed one's last heartbeat outlives it by its TTL).
+                    now_pid, now_state = supervised
+                    beat = client.get(heartbeat_key(now_pid)) if now_state == "running" else None
+                    if beat is None:
+                        return False, f"no heartbeat from pid {now_pid} ({now_state})"
+                    names = sorted(json.loads(beat)["workers"])
+                    return True, f"pid {now_pid} workers {', '.join(names)}"
                 if self.external or self.process is None:
                     # Not ours (external, or `ece status` asking about `ece up`'s workers):
                     # healthy when some live process runs every worker this part stands for.
