@@ -40,17 +40,12 @@ STOP_TIMEOUT_S = 30.0
 
 def _supervised_job_pid(settings: Settings) -> int | None:
     """The stream job's pid as ``ece up`` last recorded it, if that process is alive."""
+    from ops.stack.base import pid_alive
     from ops.stack.supervision import read_state
 
     record = ((read_state(settings) or {}).get("parts") or {}).get("flink") or {}
     pid = record.get("pid")
-    if not isinstance(pid, int):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if isinstance(pid, int) and pid_alive(pid) else None
 
 
 def stop_supervised_job(settings: Settings, say: Callable[[str], None]) -> bool:

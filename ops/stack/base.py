@@ -47,6 +47,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 probes without touching it; a
+    process of another user still counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

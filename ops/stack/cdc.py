@@ -8,7 +8,6 @@ it for a moment) and neither is the file alone (it could describe an old epoch).
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
@@ -16,7 +15,7 @@ import psycopg
 
 from ece.contracts.topics import SLOT
 from ece.settings import REPO_ROOT
-from ops.stack.base import ManagedProcess, Part, PartFailed, wait_until
+from ops.stack.base import ManagedProcess, Part, PartFailed, pid_alive, wait_until
 from streaming.cdc.state import slot_info
 from streaming.cdc.status import read_status
 
@@ -73,17 +72,7 @@ class Cdc(Part):
             return False, detail + " (invalidated: see the runner log for the fix)"
         if self.process is not None and not self.process.alive:
             return False, detail + " (runner exited)"
-        if status is not None and not _pid_alive(status.pid):
+        if status is not None and not pid_alive(status.pid):
             # A killed runner's status file still says "streaming" until the new one starts.
             return False, detail + f" (runner pid {status.pid} gone)"
         return slot.active and state == "streaming", detail
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

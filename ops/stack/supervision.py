@@ -35,7 +35,7 @@ import structlog
 
 from ece.retry import backoff_delay
 from ece.settings import Settings
-from ops.stack.base import Part, PartFailed
+from ops.stack.base import Part, PartFailed, pid_alive
 
 if TYPE_CHECKING:
     from ops.stack.supervisor import Platform
@@ -88,15 +88,7 @@ def read_state(settings: Settings) -> dict[str, Any] | None:
 def supervisor_alive(state: dict[str, Any] | None) -> bool:
     """The state file was written by an ``ece up`` that still runs."""
     pid = (state or {}).get("supervisor_pid")
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid_alive(pid)
 
 
 def _iso(wall: float | None) -> str | None:
