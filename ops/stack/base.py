@@ -176,9 +176,6 @@ class Part:
     depends_on: tuple[str, ...] = ()
     # Restart this part whenever the supervisor restarts one of these (state tied to theirs).
     restart_with: tuple[str, ...] = ()
-    # The same from the leader's side: parts holding state derived into this one, restarted
-    # after it (once :meth:`after_restart` has run) so they rebuild what it lost.
-    refills: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings, *, external: bool = False) -> None:
         self.settings = settings
@@ -209,7 +206,8 @@ class Part:
             self.process = None
 
     def after_restart(self) -> None:
-        """Called by the supervisor after it restarted this part, before its followers."""
+        """Called by the supervisor after it restarted this part, before the parts that
+        restart with it (``restart_with``): the place to reset what they derive from it."""
 
     def child_environment(self) -> dict[str, str]:
         """The settings this part was given, as ``ECE_*`` for its process.

@@ -54,7 +54,9 @@ class Flink(Part):
     depends_on = ("broker", "redis")
     # The job reads the broker's epoch once at start (group ids, checkpoints): a restarted,
     # empty broker is a new epoch, so the job starts again with it (and reads it from 0).
-    restart_with = ("broker",)
+    # A restarted local Redis is empty: Redis.after_restart bumps the market_data generation
+    # and the restarted job re-reads its topics into it (what `ece rebuild-cache` does).
+    restart_with = ("broker", "redis")
 
     def __init__(self, settings: Settings, *, external: bool = False) -> None:
         super().__init__(settings, external=external)

@@ -18,7 +18,6 @@ class Redis(Part):
     """
 
     name = "redis"
-    refills = ("flink",)
 
     @property
     def url(self) -> str:

@@ -9,7 +9,7 @@ starts again once a part ran ``STABLE_AFTER_S`` without crashing). A part that c
 caller (``ece up``) stops the platform with that reason.
 
 Parts whose state belongs to another part's lifetime are restarted with it
-(``Part.restart_with``, or the leader's ``Part.refills``): the stream job reads the
+(``Part.restart_with``; the leader's ``after_restart`` runs first): the stream job reads the
 broker's epoch once at start, so a restarted (new, empty) broker means a restarted job;
 a restarted local Redis is empty, so the job rebuilds the hot set it derived into it.
 
@@ -256,8 +256,7 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - the followers still restart
             log.warning("after_restart_failed", part=leader.name, error=str(exc))
         for part in list(self.platform.started):
-            follows = leader.name in part.restart_with or part.name in leader.refills
-            if follows and self.record(part).state == "running":
+            if leader.name in part.restart_with and self.record(part).state == "running":
                 self._restart(part, f"{leader.name} was restarted")
 
     def run(self, should_stop: Callable[[], bool], interval: float = 0.5) -> None:

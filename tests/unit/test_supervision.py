@@ -186,6 +186,28 @@ def test_followers_restart_with_their_leader(tmp_path: Path) -> None:
     assert sup.records["flink"].crashes == []  # not a crash of its own
 
 
+def test_the_leader_resets_what_followers_derive_before_they_restart(tmp_path: Path) -> None:
+    """A restarted (empty) Redis: its after_restart runs first, then the job restarts."""
+    settings = Settings(data_dir=tmp_path)
+    order: list[str] = []
+
+    class Leader(FakePart):
+        def after_restart(self) -> None:
+            order.append("leader reset")
+
+    class Job(FakePart):
+        def start(self) -> None:
+            order.append("job started")
+            super().start()
+
+    redis = Leader(settings, "redis")
+    job = Job(settings, "flink", restart_with=("broker", "redis"))
+    sup, clock = _supervised(tmp_path, redis, job)
+    _crash_and_heal(sup, clock, redis)
+    assert order == ["leader reset", "job started"]
+    assert sup.records["flink"].restarts == 1 and sup.records["redis"].restarts == 1
+
+
 def test_finish_marks_everything_stopped(tmp_path: Path) -> None:
     part = FakePart(Settings(data_dir=tmp_path))
     sup, _ = _supervised(tmp_path, part)
