@@ -61,6 +61,12 @@ def url_as(url: str, role: str) -> str:
                                      query=urlencode(query, safe="/")))
 
 
+def with_database(url: str, dbname: str) -> str:
+    """``url`` pointing at database ``dbname``: same role, host, port and options (the
+    query may hold a passfile path, so the name is not simply the text after a slash)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{quote(dbname)}"))
+
+
 def conninfo_as(conninfo: str, role: str) -> str:
     """A libpq ``key=value`` string logging in as ``role`` instead, without a password."""
     tokens = [t for t in conninfo.split() if not t.startswith(("user=", "password=", "passfile="))]

@@ -17,6 +17,10 @@ none: then nothing happens):
 * ``ece_cdc`` and ``ece_etl``: ``SELECT`` on the tables of the ``ece_cdc``
   publication (the captured tables), nothing else.
 
+Skipped for ``ece_app`` when ``ece_app`` is the migrating role itself (a database it
+owns): the owner's privileges are not the least-privilege boundary there, and revoking
+``UPDATE`` from the owner would break foreign-key checks, which run as the owner.
+
 Idempotent: migration 0007 runs it and ``ops.stack.migrate`` runs it again after every
 upgrade, so a table a later migration adds (or captures) gets its grants.
 """
@@ -28,7 +32,10 @@ DO $grants$
 DECLARE
     t text;
 BEGIN
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'ece_app') THEN
+    -- Not when the app itself migrates (a database it owns: the tests' throwaway ones,
+    -- or an external database with one role): an owner revoking UPDATE from itself
+    -- breaks the foreign-key checks, which lock referenced rows as the owner.
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'ece_app') AND current_user <> 'ece_app' THEN
         GRANT USAGE ON SCHEMA public TO ece_app;
         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ece_app;
         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ece_app;

@@ -37,6 +37,7 @@ from api.core.uow import UnitOfWork
 from api.storage import get_object_store
 from api.users.models import User
 from api.users.service import create_user, load_custody_secret
+from ece.db_roles import with_database
 from ece.settings import Settings, get_settings
 from ops.cli.keys import RotationRefused, key_status, keys_app, rotate_keys
 from tests.support.imagetest import jpeg, png
@@ -50,7 +51,7 @@ def template_db(api_settings: Settings) -> Iterator[str]:
     name = f"ece_keys_tpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(api_settings.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    upgrade_to_head(api_settings.database_url.rsplit("/", 1)[0] + f"/{name}")
+    upgrade_to_head(with_database(api_settings.database_url, name))
     yield name
     with psycopg.connect(api_settings.database_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -70,7 +71,7 @@ async def world(api_settings: Settings, template_db: str, tmp_path: Path
     name = f"ece_keys_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(api_settings.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    url = api_settings.database_url.rsplit("/", 1)[0] + f"/{name}"
+    url = with_database(api_settings.database_url, name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ECE_DATABASE_URL", url)
         mp.setenv("ECE_DATA_DIR", str(tmp_path))

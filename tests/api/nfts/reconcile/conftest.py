@@ -16,6 +16,7 @@ from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ece.db_roles import with_database
 from ece.settings import Settings, get_settings
 from ops.stack.supervisor import Platform
 
@@ -36,7 +37,7 @@ def template_db(chain_settings: Settings) -> Iterator[str]:
     name = f"ece_recon_tpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(chain_settings.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    upgrade_to_head(chain_settings.database_url.rsplit("/", 1)[0] + f"/{name}")
+    upgrade_to_head(with_database(chain_settings.database_url, name))
     yield name
     with psycopg.connect(chain_settings.database_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -48,7 +49,7 @@ def db_url(chain_settings: Settings, template_db: str) -> Iterator[str]:
     name = f"ece_recon_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(chain_settings.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield chain_settings.database_url.rsplit("/", 1)[0] + f"/{name}"
+    yield with_database(chain_settings.database_url, name)
     with psycopg.connect(chain_settings.database_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

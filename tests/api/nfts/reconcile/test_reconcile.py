@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from api.integrations.solana import onchain_owner, transfer_nft
 from api.nfts.reconcile import ReconcileSummary, reconcile
+from ece.db_roles import with_database
 from ece.settings import Settings, get_settings
 from ops.cli.chain import chain_app
 from ops.stack.base import free_port
@@ -175,6 +176,6 @@ async def test_cli_prints_a_summary_and_exits_1_on_mismatch_2_when_it_cannot_run
     result = await asyncio.to_thread(_cli, db_url, ECE_SOLANA_RPC_URL=down)
     assert result.exit_code == 2, result.output
     assert "could not run" in result.output and "Traceback" not in result.output
-    bad_db = db_url.rsplit("/", 1)[0] + f"/nope_{uuid.uuid4().hex[:6]}"
+    bad_db = with_database(db_url, f"nope_{uuid.uuid4().hex[:6]}")
     result = await asyncio.to_thread(_cli, bad_db)
     assert result.exit_code == 2, result.output
