@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     solana_rpc_url: str = "http://127.0.0.1:8899"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_workers: int = Field(2, description="uvicorn worker processes")
+    api_workers: int = Field(
+        1, description="uvicorn worker processes (2 needs Prometheus multiprocess metrics: "
+        "until then each worker reports only its own counters)")
     trusted_proxies: str = Field(
         "", description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is honoured"
     )

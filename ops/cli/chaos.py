@@ -36,6 +36,7 @@ def chaos(
     seed: int | None = typer.Option(None, "--seed", help="random seed for the demo's mix"),
 ) -> None:
     """Kill -9 each part in turn under demo traffic; wait until healthy; check everything."""
+    from ece.retry import backoff_delay
     from ops.chaos import heal, kill, plan, report, verify
     from ops.chaos.load import BackgroundLoad, LoadFailed
     from ops.stack.supervision import read_state
@@ -54,7 +55,15 @@ def chaos(
         raise typer.Exit(2) from None
     for name, why in skipped.items():
         say(f"skipping {name}: {why}")
-    unhealthy = {n: d for n, (ok, d) in heal.platform_health(settings).items() if not ok}
+    # A platform just started (or busy) may answer a health probe late: wait, bounded.
+    deadline, attempt = time.monotonic() + heal_timeout, 0
+    while True:
+        unhealthy = {n: d for n, (ok, d) in heal.platform_health(settings).items() if not ok}
+        if not unhealthy or time.monotonic() >= deadline:
+            break
+        attempt += 1
+        say(f"waiting for a healthy platform before the first kill: {sorted(unhealthy)}")
+        time.sleep(backoff_delay(attempt, cap=10.0))
     if unhealthy:
         typer.echo(f"error: not healthy before any kill: {unhealthy}", err=True)
         raise typer.Exit(2)

@@ -26,6 +26,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from ece.contracts.topics import CAPTURED_TABLES, cdc_topic
+from ece.db_roles import CDC
 from ece.settings import Settings
 from ops.stack.base import Part, free_port
 from ops.stack.broker import cluster_id
@@ -357,8 +358,10 @@ def test_new_broker_epoch_resnapshots_existing_rows(private: Platform) -> None:
         new_epoch = cluster_id(settings.kafka_bootstrap)
         assert new_epoch != old_epoch
         cdc.start()  # ready = streaming into *this* broker, i.e. after the snapshot
-        stored = db.execute(f"SELECT cluster_id FROM {STATE_SCHEMA}.{STATE_TABLE} "
-                            "WHERE engine = %s", (ENGINE_NAME,)).fetchone()
+        # The runner's own state is CDC's: the app role may not read it.
+        with psycopg.connect(settings.role_url(CDC), autocommit=True) as cdc_db:
+            stored = cdc_db.execute(f"SELECT cluster_id FROM {STATE_SCHEMA}.{STATE_TABLE} "
+                                    "WHERE engine = %s", (ENGINE_NAME,)).fetchone()
         assert stored == (new_epoch,)
         after = insert_user(db)
     records = read_topic(settings, "users",

@@ -34,8 +34,10 @@ def lake_settings(stack_settings: Settings, tmp_path: Path,
     dbname = f"ece_lake_{tag}"
     with psycopg.connect(stack_settings.database_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
-    catalog = (f"dbname={dbname} host={stack_settings.db_host} port={stack_settings.db_port} "
-               f"user={stack_settings.db_user}")
+    # model_copy runs no validators: the catalog gets its role's passfile here.
+    catalog = stack_settings.with_passfile(
+        f"dbname={dbname} host={stack_settings.db_host} port={stack_settings.db_port} "
+        f"user={stack_settings.db_user}")
     settings = stack_settings.model_copy(update={
         "lake_catalog": catalog, "lake_data_path": tmp_path / "lake",
         "topic_prefix": f"t{tag}", "data_dir": tmp_path})
