@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -37,6 +38,20 @@ def lock_key(namespace: int, key: uuid.UUID) -> tuple[int, int]:
     return namespace, int.from_bytes(key.bytes[:4], "big", signed=True)
 
 
+async def _release(conn: AsyncConnection, unlock: str, params: dict[str, object]) -> None:
+    """Run ``unlock`` on the connection holding the locks. Cancelled, or the connection
+    broke: never hand a connection that may still hold a lock back to the pool; closing
+    it releases the lock (a cancellation is re-raised once that is done)."""
+    try:
+        await conn.execute(text(unlock), params)
+        await conn.commit()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        if not isinstance(exc, Exception):
+            raise
+
+
 @contextlib.asynccontextmanager
 async def advisory_lock(engine: AsyncEngine, namespace: int, key: uuid.UUID) -> AsyncIterator[bool]:
     """Yield True if this process now owns ``key`` (else another worker does: skip it)."""
@@ -48,16 +63,7 @@ async def advisory_lock(engine: AsyncEngine, namespace: int, key: uuid.UUID) -> 
             yield got
         finally:
             if got:
-                try:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), {"a": a, "b": b})
-                    await conn.commit()
-                except BaseException as exc:
-                    # Cancelled or the connection broke: never hand a connection that may
-                    # still hold the lock back to the pool; closing it releases the lock.
-                    with contextlib.suppress(Exception):
-                        await conn.invalidate()
-                    if not isinstance(exc, Exception):
-                        raise
+                await _release(conn, "SELECT pg_advisory_unlock(:a, :b)", {"a": a, "b": b})
 
 
 @contextlib.asynccontextmanager
@@ -80,11 +86,4 @@ async def advisory_claim(
             yield ids
         finally:
             if ids:
-                try:
-                    await conn.execute(text("SELECT pg_advisory_unlock_all()"))
-                    await conn.commit()
-                except BaseException as exc:
-                    with contextlib.suppress(Exception):
-                        await conn.invalidate()
-                    if not isinstance(exc, Exception):
-                        raise
+                await _release(conn, "SELECT pg_advisory_unlock_all()", {})
