@@ -4,6 +4,14 @@ Exactly the table of docs/realtime.md. Every event's id hashes the table, the
 primary key and the business *transition* (``listings:<id>:created``), never the
 LSN, so a replay or a CDC re-snapshot (op ``r``) yields the same id again. Pure
 Python (no pyflink), used by :mod:`streaming.jobs.market_activity`.
+
+A snapshot row (a new broker epoch re-reads every table) is the row's *final* state,
+not its history: a cancelled listing or an ended auction reads as one row, and its
+``source.ts_ms`` is the moment of the snapshot, maybe days after the sale. So a
+snapshot row yields every event its state implies (created then cancelled; started,
+the last bid, ended), each dated by the row's own ``created_at``/``updated_at``:
+the hot set rebuilt from a re-snapshot then equals the one built live (no cancelled
+listing back on the market, no old sale inside the 24-hour window).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ece.contracts.realtime import event_id, iso_millis
-from streaming.jobs.cdc_rows import Parsed
+from streaming.jobs.cdc_rows import Parsed, to_ms
 
 # Tables whose changes can make activity (cards only feed the card state).
 ACTIVITY_TABLES = ("listings", "sales", "auctions", "card_history", "nfts")
@@ -43,9 +51,22 @@ class CardInfo:
         return cls(name, set_name, rarity, owner_id)
 
 
+# A snapshot's stand-in for "before": the state every row starts from.
+_NEW_AUCTION = {"bid_count": 0, "status": "active"}
+
+
+def _moment(p: Parsed, column: str) -> int:
+    """When the event happened: the commit time of a live change; for a snapshot read the
+    row's own ``column`` (the snapshot's ts_ms is when it was read, not when it happened)."""
+    if p.op == "r" and p.row.get(column) is not None:
+        return to_ms(p.row[column])
+    return p.ts_ms
+
+
 def _event(kind: str, table: str, pk: str, transition: str, p: Parsed, card: CardInfo | None,
            *, card_id: str, user_id: str | None, counterparty_id: str | None = None,
-           price_cents: int | None = None, reference_id: str) -> dict[str, Any]:
+           price_cents: int | None = None, reference_id: str,
+           when: str = "created_at") -> dict[str, Any]:
     return {
         "event_id": event_id(table, pk, transition),
         "type": kind,
@@ -56,7 +77,7 @@ def _event(kind: str, table: str, pk: str, transition: str, p: Parsed, card: Car
         "reference_id": reference_id,
         "set_name": card.set_name if card else None,
         "rarity": card.rarity if card else None,
-        "at": iso_millis(p.ts_ms),
+        "at": iso_millis(_moment(p, when)),
     }
 
 
@@ -64,13 +85,16 @@ def _listing(p: Parsed, card: CardInfo | None) -> list[dict[str, Any]]:
     row = p.row
     common = {"card_id": row["card_id"], "user_id": row["seller_id"],
               "price_cents": row["price_cents"], "reference_id": row["id"]}
+    events = []
     if p.created:
-        return [_event("listing_created", "listings", row["id"], "created", p, card, **common)]
+        events.append(_event("listing_created", "listings", row["id"], "created", p, card,
+                             **common))
     before = p.before or {}
-    if p.op == "u" and before.get("status") == "active" and row["status"] == "cancelled":
-        return [_event("listing_cancelled", "listings", row["id"], "cancelled", p, card,
-                       **common)]
-    return []
+    was_active = p.op == "r" or (p.op == "u" and before.get("status") == "active")
+    if was_active and row["status"] == "cancelled":
+        events.append(_event("listing_cancelled", "listings", row["id"], "cancelled", p, card,
+                             when="updated_at", **common))
+    return events
 
 
 def _sale(p: Parsed, card: CardInfo | None) -> list[dict[str, Any]]:
@@ -84,15 +108,15 @@ def _sale(p: Parsed, card: CardInfo | None) -> list[dict[str, Any]]:
 
 def _auction(p: Parsed, card: CardInfo | None) -> list[dict[str, Any]]:
     row = p.row
-    common = {"card_id": row["card_id"], "reference_id": row["id"]}
-    if p.created:
-        return [_event("auction_started", "auctions", row["id"], "started", p, card,
-                       user_id=row["seller_id"], price_cents=row["start_price_cents"],
-                       **common)]
-    if p.op != "u":
-        return []
-    before = p.before or {}
+    common = {"card_id": row["card_id"], "reference_id": row["id"], "when": "updated_at"}
     events = []
+    if p.created:
+        events.append(_event("auction_started", "auctions", row["id"], "started", p, card,
+                             user_id=row["seller_id"], price_cents=row["start_price_cents"],
+                             **{**common, "when": "created_at"}))
+    if p.op not in ("u", "r"):
+        return events
+    before = (p.before or {}) if p.op == "u" else _NEW_AUCTION  # a snapshot: all since start
     if row["bid_count"] > before["bid_count"]:
         events.append(_event("bid", "auctions", row["id"], f"bid:{row['bid_count']}", p, card,
                              user_id=row["current_bidder_id"], counterparty_id=row["seller_id"],
@@ -125,7 +149,8 @@ def _nft(p: Parsed, card: CardInfo | None) -> list[dict[str, Any]]:
     if p.op not in ("u", "r"):
         return []
     return [_event("nft_minted", "nfts", row["id"], "minted", p, card, card_id=row["card_id"],
-                   user_id=card.owner_id if card else None, reference_id=row["id"])]
+                   user_id=card.owner_id if card else None, reference_id=row["id"],
+                   when="updated_at")]
 
 
 RULES = {"listings": _listing, "sales": _sale, "auctions": _auction,
@@ -133,7 +158,7 @@ RULES = {"listings": _listing, "sales": _sale, "auctions": _auction,
 
 
 def activity_events(p: Parsed, card: CardInfo | None) -> list[dict[str, Any]]:
-    """The activity events (0, 1 or 2) of one checked change, given the card's state."""
+    """The activity events (0 to 3) of one checked change, given the card's state."""
     rule = RULES.get(p.table)
     if rule is None or p.op == "d":
         return []

@@ -137,22 +137,34 @@ def wipe(client: Any) -> int:
     return deleted
 
 
+# KEYS[1] the generation key; ARGV[1] owner, ARGV[2] "1" if it may claim, ARGV[3] key pattern.
+# One script, so two writers opening at once cannot both wipe (one would wipe the other's
+# first writes after it claimed): the check, the wipe and the claim are one step.
+CLAIM_LUA = """
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then return 1 end
+if ARGV[2] ~= '1' then return 0 end
+local cursor = '0'
+repeat
+  local page = redis.call('SCAN', cursor, 'MATCH', ARGV[3], 'COUNT', 1000)
+  cursor = page[1]
+  if #page[2] > 0 then redis.call('UNLINK', unpack(page[2])) end
+until cursor == '0'
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+
 def claim(client: Any, owner: str, may_claim: bool) -> bool:
     """Make ``owner`` the hot set's writer; True if the hot set is ours to declare ready.
 
     A writer that re-reads its topics from the beginning (``may_claim``) takes over:
-    whatever another generation or epoch left is wiped first. A resuming writer owns
-    the hot set only if its claim is still there.
+    whatever another generation or epoch left is wiped first, atomically with the claim.
+    A resuming writer owns the hot set only if its claim is still there.
     """
-    current = client.get(md.GENERATION_KEY)
-    current = current.decode() if isinstance(current, bytes) else current
-    if current == owner:
-        return True
-    if not may_claim:
-        return False
-    wipe(client)
-    client.set(md.GENERATION_KEY, owner)
-    return True
+    script = client.register_script(CLAIM_LUA)
+    return bool(script(keys=[md.GENERATION_KEY],
+                       args=[owner, "1" if may_claim else "0", f"{md.PREFIX}*"]))
 
 
 def still_owned(client: Any, owner: str) -> bool:

@@ -35,7 +35,9 @@ def test_listing_created_on_create_and_snapshot_with_the_same_id() -> None:
         "reference_id": lid, "set_name": "Base Set", "rarity": "holo",
         "at": iso_millis(TS)}]
     assert created[0]["at"].endswith(".123Z")
-    assert events("listings", "r", r.listing(lid, C, SELLER, 1234)) == created
+    # a snapshot read: the same event, dated by the row (the snapshot's ts_ms is "now")
+    assert events("listings", "r", r.listing(lid, C, SELLER, 1234)) == [
+        {**created[0], "at": iso_millis(to_ms(r.T0))}]
 
 
 def test_listing_cancelled_only_from_active() -> None:
@@ -58,7 +60,8 @@ def test_sale_is_buyer_with_seller_as_counterparty() -> None:
         "sale", BUYER, SELLER)
     assert event["reference_id"] == lid and event["price_cents"] == 5000
     assert event["event_id"] == event_id("sales", sid, "sold")
-    assert events("sales", "r", r.sale(sid, lid, C, BUYER, SELLER, 5000)) == [event]
+    assert events("sales", "r", r.sale(sid, lid, C, BUYER, SELLER, 5000)) == [
+        {**event, "at": iso_millis(to_ms(r.T0))}]
 
 
 def test_auction_started_bid_and_ended() -> None:
@@ -98,6 +101,32 @@ def test_auction_bid_and_end_in_one_update_and_no_sale() -> None:
     assert events("auctions", "u", {**start, "ends_at": "2026-12-01T12:02:00Z"}, start) == []
 
 
+def test_a_snapshot_row_yields_the_events_its_final_state_implies() -> None:
+    """A re-snapshot (new broker epoch) sees each row once, in its final state: a cancelled
+    listing must not come back as on sale, an ended auction not as active, and each event
+    keeps the id and the time (the row's own) the live change gave it."""
+    lid, aid = r.uid(), r.uid()
+    later = "2026-12-01T11:30:00.250Z"
+    cancelled = {**r.listing(lid, C, SELLER, 900, "cancelled"), "updated_at": later}
+    created, gone = events("listings", "r", cancelled)
+    assert (created["type"], gone["type"]) == ("listing_created", "listing_cancelled")
+    assert gone["event_id"] == event_id("listings", lid, "cancelled")
+    assert (created["at"], gone["at"]) == (iso_millis(to_ms(r.T0)), "2026-12-01T11:30:00.250Z")
+    assert [e["type"] for e in events("listings", "r", r.listing(lid, C, SELLER, 900, "sold"))
+            ] == ["listing_created"]  # the sale's own event closes it
+
+    ended = {**r.auction(aid, C, SELLER, ENDS, bid=1500, bidder=BIDDER, bids=3,
+                         status="ended", result="sold"), "updated_at": later}
+    started, bid, end = events("auctions", "r", ended)
+    assert (started["type"], bid["type"], end["type"]) == ("auction_started", "bid",
+                                                           "auction_ended")
+    assert bid["event_id"] == event_id("auctions", aid, "bid:3") and bid["price_cents"] == 1500
+    assert (end["counterparty_id"], end["price_cents"], end["at"]) == (BIDDER, 1500, later)
+    assert started["at"] == iso_millis(to_ms(r.T0))
+    assert [e["type"] for e in events("auctions", "r", r.auction(aid, C, SELLER, ENDS))] == [
+        "auction_started"]
+
+
 def test_trade_accepted_from_card_history_trade_only() -> None:
     hid, offer = r.uid(), r.uid()
     [event] = events("card_history", "c", r.history(hid, C, SELLER, BUYER, "trade", offer))
@@ -114,7 +143,8 @@ def test_nft_minted_when_status_becomes_minted_owner_from_card_state() -> None:
     assert (event["type"], event["user_id"], event["reference_id"]) == (
         "nft_minted", "owner-1", nid)
     assert event["event_id"] == event_id("nfts", nid, "minted")
-    assert events("nfts", "r", r.nft(nid, C, "minted")) == [event]
+    assert events("nfts", "r", r.nft(nid, C, "minted")) == [
+        {**event, "at": iso_millis(to_ms(r.T0))}]
     assert events("nfts", "u", r.nft(nid, C, "minted"), r.nft(nid, C, "minted")) == []
     assert events("nfts", "u", r.nft(nid, C, "minting"), r.nft(nid, C, "uploading")) == []
 

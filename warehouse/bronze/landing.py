@@ -64,7 +64,10 @@ class LandingConfig:
     # waiting: a busy broker can take longer than one poll, and an empty first poll
     # must not pass for "drained" (the refresh would land nothing and say it was done).
     first_fetch_s: float = 15.0
-    max_conflict_retries: int = 3
+    # Every commit replaces rows of the shared offsets table, so two landers of *different*
+    # topics (the sensor and `ece warehouse refresh`) conflict too; with backoff (<= 1 s
+    # each) 20 tries ride out a concurrent landing of every topic, then it fails loudly.
+    max_conflict_retries: int = 20
     prefix: str = "ece"
     extra_consumer_config: dict[str, Any] = field(default_factory=dict)
 
