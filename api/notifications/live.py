@@ -11,7 +11,11 @@ browser sees the code of a close frame but never the status of a refused handsha
 4401 bad, missing or expired token; 4400 a bad ``after_seq`` or unknown channel;
 4408 a client that stopped reading (``api.notifications.subscriber``).
 
-Without ``after_seq`` the stream starts at what is stored now (only new ones).
+Without ``after_seq`` the stream starts at what is stored now (only new ones). "Now" is
+read *before* the handshake completes: a client that sees its socket open gets every
+notification stored after that moment. (Read after the accept, a notification stored
+while a cold process opened its first database connection counted as "old" and never
+reached the socket: the two-API test caught it.)
 """
 
 from __future__ import annotations
@@ -114,23 +118,25 @@ def hub_of(websocket: WebSocket) -> Hub:
 
 @router.websocket("/ws")
 async def live(websocket: WebSocket) -> None:
-    await websocket.accept()
     params = websocket.query_params
     user_id = await authenticate(params.get("token"))
-    if user_id is None:
-        await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired access token")
-        return
     channels = parse_channels(params.get("channels"))
     try:
         after_seq = parse_after_seq(params.get("after_seq"))
     except ValueError:
         after_seq, channels = None, None
+    start = 0
+    if user_id is not None and channels is not None:
+        start = after_seq if after_seq is not None else await current_seq(user_id)
+    await websocket.accept()
+    if user_id is None:
+        await websocket.close(CLOSE_UNAUTHORIZED, "invalid or expired access token")
+        return
     if channels is None:
         await websocket.close(CLOSE_BAD_REQUEST, "channels: notifications,market; "
                               "after_seq: a non-negative integer")
         return
     hub = hub_of(websocket)
-    start = after_seq if after_seq is not None else await current_seq(user_id)
     subscriber = Subscriber(user_id, start, channels)
     hub.add(subscriber)
     if after_seq is not None:

@@ -139,6 +139,20 @@ class Platform:
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                 self._say(f"{part.name} did not stop cleanly: {exc}")
 
+    def release(self, *names: str) -> list[str]:
+        """Stop these parts if this platform started them (not what they depend on); a
+        later :meth:`require` starts them again. Returns the ones it stopped."""
+        stopped = []
+        for name in names:
+            part = self.parts.get(name)
+            if part is None or part not in self.started:
+                continue
+            self._say(f"releasing {name} ...")
+            self.started.remove(part)
+            part.stop()
+            stopped.append(name)
+        return stopped
+
     def dead_parts(self) -> list[Part]:
         return [part for part in self.started if part.died()]
 

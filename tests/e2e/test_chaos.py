@@ -27,7 +27,7 @@ import pytest
 
 from ece.settings import Settings
 from ops.stack.supervision import read_state
-from ops.stack.supervisor import free_port_environment
+from ops.stack.supervisor import Platform, free_port_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -43,8 +43,20 @@ ECE = ("import sys, ops.cli.stack as stack; stack.externals_from_environment = l
        "from ops.cli import app; app(sys.argv[1:], prog_name='ece')")
 
 
+# The session platform's always-busy parts (the Flink minicluster checkpoints every
+# second, CDC and Dagster poll): on the 2-core CI machine they took about a core from
+# the whole second platform this test runs. Later tests that need them start them again.
+SESSION_PARTS_PAUSED = ("dagster", "flink", "cdc")
+
+
 @pytest.fixture
-def stack_env() -> Iterator[dict[str, str]]:
+def quiet_session_platform(platform: Platform) -> None:
+    """Stop the suite's own stream parts while this test's `ece up` runs (see above)."""
+    platform.release(*SESSION_PARTS_PAUSED)
+
+
+@pytest.fixture
+def stack_env(quiet_session_platform: None) -> Iterator[dict[str, str]]:
     data_dir = Path(tempfile.mkdtemp(prefix="ece-test-chaos-"))
     data_dir.chmod(0o755)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "250",

@@ -313,9 +313,10 @@ async def test_two_api_processes_each_deliver_to_their_sockets(
         other = await register_and_login(live)
         async with socket_for(ws_base, me) as first, socket_for(second_ws, me) as other_proc, \
                 socket_for(second_ws, other) as others:
-            await asyncio.sleep(0.3)
-            # 10 s: on a loaded machine a socket may subscribe after the doorbell rang;
-            # the sweep then delivers it (test_lost_doorbell_is_caught_by_the_sweep).
+            # No pause: a socket that is open gets everything stored after it opened, also
+            # on a cold process (its first database connection). 10 s: on a loaded machine
+            # the doorbell may ring before the socket subscribes; the sweep then delivers
+            # it (test_lost_doorbell_is_caught_by_the_sweep).
             mine = produce(settings, me.id)
             for ws in (first, other_proc):
                 message = await next_of(ws, "notification", timeout=10)
