@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(
-        1, description="uvicorn worker processes (2 needs Prometheus multiprocess metrics: "
-        "until then each worker reports only its own counters)")
+        1, description="uvicorn worker processes; with more than one, /metrics sums every "
+        "worker (Prometheus multiprocess files under data/run/api-metrics-<port>)")
     trusted_proxies: str = Field(
         "", description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is honoured"
     )
@@ -267,6 +267,12 @@ class Settings(BaseSettings):
         given = {db_roles.APP: self.database_url, db_roles.OWNER: self.database_owner_url,
                  db_roles.CDC: self.database_cdc_url, db_roles.ETL: self.database_etl_url}
         return self.with_passfile(given.get(role) or db_roles.url_as(self.database_url, role))
+
+    @property
+    def api_metrics_dir(self) -> Path:
+        """Where API workers share their Prometheus values (several workers only); one
+        folder per port, so two APIs on one host never mix or wipe each other's."""
+        return self.data_dir / "run" / f"api-metrics-{self.api_port}"
 
     @property
     def analyst_lake_catalog(self) -> str:

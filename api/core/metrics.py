@@ -3,11 +3,30 @@ DB pool use and card-cache hits/misses, served at ``GET /metrics``.
 
 Labels use the route *template* (``/api/v1/cards/{card_id}``), never the raw path,
 so the number of series stays bounded whatever URLs clients send.
+
+With several uvicorn workers (``ECE_API_WORKERS`` > 1) each worker is its own
+process, and ``/metrics`` answers from whichever worker got the request. So the
+API then runs prometheus_client's multiprocess mode (``ops.stack.api.serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at :func:`ece.settings.Settings.api_metrics_dir` before
+the workers start): every worker writes its values to files there, and ``/metrics``
+sums them over all workers, the gauges over the live ones.
 """
 
+import contextlib
+import re
 import time
+from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,8 +45,12 @@ LATENCY = Histogram(
 )
 CACHE = Counter("ece_cache_requests_total", "Card cache lookups", ["cache", "result"])
 CACHE_WRITES = Counter("ece_cache_writes_total", "Card cache writes", ["cache", "result"])
-DB_POOL_CHECKED_OUT = Gauge("ece_db_pool_checked_out", "Database connections in use")
-DB_POOL_SIZE = Gauge("ece_db_pool_size", "Database connections held by the pool")
+# Per worker; with several workers the answer sums the live workers' last values.
+DB_POOL_CHECKED_OUT = Gauge("ece_db_pool_checked_out", "Database connections in use",
+                            multiprocess_mode="livesum")
+DB_POOL_SIZE = Gauge("ece_db_pool_size", "Database connections held by the pool",
+                     multiprocess_mode="livesum")
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db$")
 
 
 def cache_hit(cache: str) -> None:
@@ -96,6 +119,29 @@ def _update_pool_gauges() -> None:
         DB_POOL_SIZE.set(size())
 
 
+def _registry() -> CollectorRegistry:
+    """This process's registry, or (several workers) one summing every worker's files.
+
+    A worker uvicorn replaced (it died) keeps its counters, as Prometheus expects of a
+    counter; its live-gauge files are dropped, or its last pool size would count forever.
+    """
+    from ece.processes import pid_alive
+    from ece.settings import get_settings
+
+    settings = get_settings()
+    if settings.api_workers <= 1:
+        return REGISTRY
+    folder = settings.api_metrics_dir
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        match = _LIVE_GAUGE_FILE.search(path.name)
+        if match and not pid_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                multiprocess.mark_process_dead(int(match.group(1)), str(folder))
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(folder))
+    return registry
+
+
 async def metrics_endpoint(_request: Request) -> Response:
     _update_pool_gauges()
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)

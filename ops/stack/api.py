@@ -16,6 +16,8 @@ refused unless a trusted proxy terminates TLS in front (:func:`require_transport
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import ssl
 import sys
 from collections.abc import Callable
@@ -101,6 +103,16 @@ def client_verify(settings: Settings) -> ssl.SSLContext | bool:
     return True
 
 
+def _share_metrics(settings: Settings) -> None:
+    """Start the workers' shared Prometheus folder empty (a previous run's files would add
+    its counts to ours) and name it to prometheus_client, which reads it at import in each
+    worker (the one variable we set rather than read: it is the library's setting)."""
+    folder = settings.api_metrics_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
 def serve() -> None:
     """The API process: uvicorn with these settings' address, proxy and TLS options."""
     settings = get_settings()
@@ -111,6 +123,8 @@ def serve() -> None:
     # Workers (ECE_API_WORKERS > 1) must answer uvicorn's health ping within
     # timeout_worker_healthcheck; its 5 s default is shorter than a spawned worker's
     # imports on a busy host, which then gets killed and respawned in a loop.
+    if settings.api_workers > 1:
+        _share_metrics(settings)
     uvicorn.run("api.web.app:create_app", factory=True, host=settings.api_host,
                 port=settings.api_port, workers=settings.api_workers, access_log=False,
                 timeout_graceful_shutdown=10, timeout_worker_healthcheck=60,

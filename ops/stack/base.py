@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ece.processes import pid_alive  # noqa: F401 - re-exported for ops
 from ece.settings import Settings
 
 
@@ -45,18 +46,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (signal 0 probes without touching it; a
-    process of another user still counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

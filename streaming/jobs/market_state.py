@@ -57,13 +57,30 @@ class CardMarket:
     last_sale: tuple[int, str] | None = None  # (at_ms, event id)
     closed_listings: set[str] = field(default_factory=set)
     auctions: dict[str, Auction] = field(default_factory=dict)
+    # The card's set and rarity: from its newest cards row, else from the first event
+    # that names them. Plain defaults (not factories), so a state pickled before these
+    # fields existed still reads: the class attributes stand in.
+    set_name: str | None = None
+    rarity: str | None = None
+    sales: dict[str, int] | None = None  # member -> at_ms, the last day's sales
+    listings: dict[str, int] | None = None  # listing id -> price, the open listings
 
     def value_cents(self) -> int:
         return self.valuation[2] if self.valuation is not None else 0
 
+    def scopes(self, card_id: str) -> list[str]:
+        return [md.card_scope(card_id), *md.market_scopes(self.set_name, self.rarity)]
 
-def scopes_of(event: Activity) -> list[str]:
-    return [md.card_scope(event.card_id), *md.market_scopes(event.set_name, event.rarity)]
+
+def scopes_of(state: CardMarket, event: Activity) -> list[str]:
+    """Where ``event`` counts: the card's scopes as the state knows them.
+
+    An event may carry no set or rarity (``market_activity`` gave up waiting for the
+    card's row, e.g. while a restarted job re-read its topics) or older ones than the
+    card's newest row: the state's answer wins, and :func:`on_card_row` moves what was
+    counted under the wrong scopes once the row arrives.
+    """
+    return state.scopes(event.card_id)
 
 
 def _updated(scopes: list[str], iso: str) -> list[Command]:
@@ -72,18 +89,27 @@ def _updated(scopes: list[str], iso: str) -> list[Command]:
 
 def on_activity(state: CardMarket, event: Activity) -> list[Command]:
     handler = _HANDLERS.get(event.type)
-    return handler(state, event) if handler is not None else []
+    if handler is None:
+        return []
+    out: list[Command] = []
+    named = event.set_name is not None or event.rarity is not None
+    if named and state.version < 0 and state.set_name is None and state.rarity is None:
+        # no cards row yet: the first event that names the set and rarity stands in
+        out = _rescope(state, event.card_id, event.set_name, event.rarity)
+    return out + handler(state, event)
 
 
 def _sale(state: CardMarket, event: Activity) -> list[Command]:
     assert event.price_cents is not None and event.reference_id is not None
-    scopes = scopes_of(event)
+    scopes = scopes_of(state, event)
     member = md.sale_member(event.event_id, event.price_cents)
     out: list[Command] = []
     for scope in scopes:
         out.append(["zadd", md.sales_key(scope), event.at_ms, member])
         out.append(["zrem", md.listings_key(scope), event.reference_id])  # the floor falls back
     state.closed_listings.add(event.reference_id)
+    _remember_sale(state, member, event.at_ms)
+    (state.listings or {}).pop(event.reference_id, None)
     moment = (event.at_ms, event.event_id)
     if state.last_sale is None or moment > state.last_sale:
         state.last_sale = moment
@@ -99,7 +125,9 @@ def _sale(state: CardMarket, event: Activity) -> list[Command]:
 def _listing_created(state: CardMarket, event: Activity) -> list[Command]:
     if event.reference_id in state.closed_listings:
         return []  # a replayed creation of a listing that has since sold or was cancelled
-    scopes = scopes_of(event)
+    assert event.reference_id is not None and event.price_cents is not None
+    scopes = scopes_of(state, event)
+    state.listings = {**(state.listings or {}), event.reference_id: event.price_cents}
     out: list[Command] = [["zadd", md.listings_key(s), event.price_cents, event.reference_id]
                           for s in scopes]
     return out + _updated(scopes, event.at)
@@ -108,7 +136,8 @@ def _listing_created(state: CardMarket, event: Activity) -> list[Command]:
 def _listing_cancelled(state: CardMarket, event: Activity) -> list[Command]:
     assert event.reference_id is not None
     state.closed_listings.add(event.reference_id)
-    scopes = scopes_of(event)
+    (state.listings or {}).pop(event.reference_id, None)
+    scopes = scopes_of(state, event)
     out: list[Command] = [["zrem", md.listings_key(s), event.reference_id] for s in scopes]
     return out + _updated(scopes, event.at)
 
@@ -116,7 +145,7 @@ def _listing_cancelled(state: CardMarket, event: Activity) -> list[Command]:
 def _auction_event(state: CardMarket, event: Activity) -> list[Command]:
     assert event.reference_id is not None
     auction = state.auctions.setdefault(event.reference_id, Auction())
-    auction.scopes = scopes_of(event)
+    auction.scopes = scopes_of(state, event)
     if event.type == "auction_ended":
         auction.ended = True
     if event.price_cents is not None and event.type != "auction_started":
@@ -160,12 +189,49 @@ def on_card_row(state: CardMarket, row: CardRow) -> list[Command]:
         return []  # a replay or a re-snapshot of an older row
     state.version = row.version
     previous, state.owner_id = state.owner_id, row.owner_id
-    out: list[Command] = []
+    out = (_rescope(state, row.card_id, row.set_name, row.rarity)
+           if row.owner_id is not None else [])
     if previous is not None and previous != row.owner_id:
         out += [["hdel", md.portfolio_key(previous), row.card_id], ["collectors", previous]]
     if row.owner_id is not None and previous != row.owner_id:
         out += [["hset", md.portfolio_key(row.owner_id), {row.card_id: str(state.value_cents())}],
                 ["collectors", row.owner_id]]
+    return out
+
+
+def _remember_sale(state: CardMarket, member: str, at_ms: int) -> None:
+    """Keep the last day's sales (by their own time), the ones a new scope must count."""
+    sales = {**(state.sales or {}), member: at_ms}
+    cutoff = max(sales.values()) - md.DAY_MS
+    state.sales = {m: at for m, at in sales.items() if at >= cutoff}
+
+
+def _rescope(state: CardMarket, card_id: str, set_name: str | None,
+             rarity: str | None) -> list[Command]:
+    """The card's set or rarity is new (first known, an edit): move its figures.
+
+    The last day's sales, the open listings and the auctions leave the scopes they no
+    longer belong to and join the new ones, as PostgreSQL counts them (by the card's
+    current set and rarity). Absolute commands: a replay moves nothing twice.
+    """
+    old = state.scopes(card_id)
+    state.set_name, state.rarity = set_name, rarity
+    new = state.scopes(card_id)
+    gone, added = [s for s in old if s not in new], [s for s in new if s not in old]
+    if not gone and not added:
+        return []
+    out: list[Command] = []
+    for member, at_ms in (state.sales or {}).items():
+        out += [["zrem", md.sales_key(s), member] for s in gone]
+        out += [["zadd", md.sales_key(s), at_ms, member] for s in added]
+    for listing_id, price in (state.listings or {}).items():
+        out += [["zrem", md.listings_key(s), listing_id] for s in gone]
+        out += [["zadd", md.listings_key(s), price, listing_id] for s in added]
+    for auction_id, auction in state.auctions.items():
+        if auction.scopes:
+            out += [["srem", md.auctions_key(s), auction_id] for s in gone]
+            auction.scopes = new
+            out += _auction_commands(card_id, auction_id, auction)
     return out
 
 

@@ -203,3 +203,49 @@ def test_rebuild_cache_command_has_help() -> None:
     result = CliRunner().invoke(app, ["rebuild-cache", "--help"])
     assert result.exit_code == 0, result.output
     assert "ece:md:*" in result.output and "--no-wait" in result.output
+
+
+def _scoped_figures(m: Model, set_name: str, rarity: str) -> dict[str, Any]:
+    """What /market/stats would answer in every scope of the card, besides updated_at."""
+    return {scope: (sorted(m.z[md.sales_key(scope)]), m.floor(scope),
+                    sorted(m.z[md.listings_key(scope)]), sorted(m.s[md.auctions_key(scope)]))
+            for scope in [md.card_scope("c1"), *md.market_scopes(set_name, rarity)]}
+
+
+def test_events_without_their_cards_set_count_there_once_its_row_arrives() -> None:
+    """market_activity gives up waiting for a card after CARD_WAIT_MS (e.g. a restarted
+    job re-reading its topics) and sends its events with no set or rarity; the card's
+    row, arriving later, must still put them in the set and rarity scopes (as
+    PostgreSQL counts them), exactly as if the row had come first."""
+    card_row = cdc("cards", {"id": "c1", "owner_id": "buyer", "set_name": "Base",
+                             "rarity": "holo", "version": 3})
+    unnamed = [json.dumps({**json.loads(raw), "set_name": None, "rarity": None})
+               if json.loads(raw).get("type") else raw for raw in SCENARIO if raw != card_row]
+    row_first, row_last = Model(), Model()
+    for raw in [card_row, *unnamed]:
+        row_first.feed(raw)
+    for raw in [*unnamed, card_row]:
+        row_last.feed(raw)
+    expected = _scoped_figures(row_first, "Base", "holo")
+    assert expected["rarity:holo"][0] == [md.sale_member("sale1", 500)]
+    assert expected["set:Base"][1] == 800 and expected["set:Base"][3] == ["a1"]
+    assert _scoped_figures(row_last, "Base", "holo") == expected
+    before = row_last.snapshot()
+    for raw in [*unnamed, card_row]:  # a replay moves nothing twice
+        row_last.feed(raw)
+    assert row_last.snapshot() == before
+
+
+def test_an_edited_rarity_moves_the_cards_figures() -> None:
+    m = Model()
+    for raw in SCENARIO:
+        m.feed(raw)
+    m.feed(cdc("cards", {"id": "c1", "owner_id": "buyer", "set_name": "Base",
+                         "rarity": "rare", "version": 4}))
+    moved = _scoped_figures(m, "Base", "rare")
+    assert moved["rarity:rare"][0] == [md.sale_member("sale1", 500)]
+    assert moved["set:Base|rarity:rare"][3] == ["a1"] and moved["rarity:rare"][1] == 800
+    old = [md.sales_key("rarity:holo"), md.listings_key("rarity:holo"),
+           md.sales_key("set:Base|rarity:holo")]
+    assert all(not m.z[key] for key in old) and not m.s[md.auctions_key("rarity:holo")]
+    assert moved["all"] == _scoped_figures(m, "Base", "holo")["all"]
