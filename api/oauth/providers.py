@@ -98,6 +98,11 @@ def parse_providers(settings: Settings) -> dict[str, Provider]:
     for config in configs:
         if config.name in providers:
             raise RuntimeError(f"ECE_OAUTH_PROVIDERS names {config.name!r} twice")
+        if settings.env == "prod" and not secrets.get(config.name):
+            # settings.secret would refuse too, but at the first sign-in (a 500) and
+            # naming a variable that does not exist; say it before the API serves.
+            raise RuntimeError(f"ECE_OAUTH_CLIENT_SECRETS has no secret for provider "
+                               f"{config.name!r} (prod generates none)")
         secret = str(secrets.get(config.name) or settings.secret(client_secret_name(config.name)))
         providers[config.name] = Provider(config, secret, callback_url(settings, config.name))
     return providers

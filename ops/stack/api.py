@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from api.oauth.providers import parse_providers
 from api.wallets.siws import require_domain
 from ece.settings import Settings, get_settings
 from ops.stack.base import ManagedProcess, Part, wait_until
@@ -118,6 +119,7 @@ def serve() -> None:
     settings = get_settings()
     try:
         require_transport(settings)
+        parse_providers(settings)  # a bad sign-in provider list stops here, not at first use
     except RuntimeError as exc:
         sys.exit(f"api: {exc}")
     # Workers (ECE_API_WORKERS > 1) must answer uvicorn's health ping within
