@@ -4,6 +4,7 @@ The callback answers in one of four ways: sign-in without ``redirect_uri`` 200 t
 sign-in with one 302 to it with ``?code=<one-time code>&state=<the app's state>`` (the
 app calls ``POST /auth/oauth/exchange``; tokens never travel in a URL); linking 201
 (200 when already linked) the identity, or 302 to ``redirect_uri?linked=<provider>``.
+``DELETE /me/identities/{provider}`` unlinks (never the account's last way in).
 """
 
 from typing import Annotated, Any
@@ -28,7 +29,10 @@ from api.oauth.schemas import (
     LinkIn,
     ProviderOut,
     RedirectUri,
+    UnlinkIn,
 )
+from api.web.deps import UserCtx
+from api.web.lockout import login_attempts
 
 router = APIRouter(tags=["oauth"])
 
@@ -131,6 +135,22 @@ async def link(provider: str, user: CurrentUser, body: LinkIn | None = None) -> 
     url = await service.start(providers.provider(provider), redirect_uri=wanted.redirect_uri,
                               app_state=wanted.state, link_user=user)
     return AuthorizationOut(authorization_url=url)
+
+
+@router.delete("/me/identities/{provider}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=problem_responses(401, 404, 409, 422, 429))
+async def unlink(provider: str, uow: UowDep, user: CurrentUser, ctx: UserCtx,
+                 body: UnlinkIn | None = None) -> Response:
+    """Remove the caller's identity at ``provider`` (a provider since removed from the
+    configuration too). The last identity needs the account's password (409
+    ``last_sign_in_method`` without it); a wrong one counts as a failed login."""
+    password = body.password if body else None
+    if password is None:
+        await service.unlink(uow, ctx, user, provider, None)
+    else:
+        async with login_attempts(f"user:{user.id}", ctx.ip):
+            await service.unlink(uow, ctx, user, provider, password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me/identities", response_model=IdentityPage, responses=problem_responses(401))

@@ -29,6 +29,13 @@ class LinkIn(Strict):
     state: AppState | None = None
 
 
+class UnlinkIn(Strict):
+    """Only needed to remove the last identity: the account's password, proving the
+    account can still be signed in to without it."""
+
+    password: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+
+
 class AuthorizationOut(BaseModel):
     authorization_url: str
 

@@ -16,6 +16,8 @@ The rules, in the order the callback applies them:
 6. a new user is created exactly as registration creates one (custody key, ledger
    accounts, audit), with a random password nobody knows.
 
+Unlinking (:func:`unlink`) never leaves an account without a way to sign in.
+
 Tokens come from ``api.auth.service.issue_tokens``, the one issuer of tokens.
 Every refusal after the request reached us is audited (``auth.login_failed``) and
 committed before the 4xx, like a failed password login.
@@ -36,7 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.audit.chain import AuditContext, record
 from api.auth.schemas import TokenPair
 from api.auth.service import issue_tokens
-from api.core.problems import Problem, conflict, unauthorized
+from api.core.problems import Problem, conflict, not_found, unauthorized
+from api.core.security import verify_password
 from api.core.uow import UnitOfWork
 from api.oauth import handshake, providers
 from api.oauth.handshake import Pending
@@ -246,3 +249,35 @@ async def identities(session: AsyncSession, user: User) -> list[OAuthIdentity]:
         .order_by(OAuthIdentity.created_at, OAuthIdentity.id)
     )
     return list(rows)
+
+
+async def unlink(uow: UnitOfWork, ctx: AuditContext, user: User, provider: str,
+                 password: str | None) -> None:
+    """Remove the caller's identity at ``provider``, never the account's last way in.
+
+    With another identity left, it goes. The last one goes only when the caller
+    confirms the account's password, which proves a way in remains: an account that a
+    provider sign-in created has a random password nobody knows, so it keeps its last
+    identity (409 ``last_sign_in_method``). A wrong password is a failed login: 401
+    ``invalid_password``, audited and counted by the login lockout (the router).
+    The user row is locked first, so two removals at once cannot both see "another
+    one is left" and remove both.
+    """
+    session = uow.session
+    await session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    mine = await identities(session, user)
+    identity = next((i for i in mine if i.provider == provider), None)
+    if identity is None:
+        raise not_found("linked identity")
+    if len(mine) == 1:
+        if password is None:
+            raise conflict("this identity is the account's only sign-in method: send the "
+                           "account's password to remove it", "last_sign_in_method")
+        if not await verify_password(user.password_hash, password):
+            await record(session, ctx, "auth.login_failed", "user", user.id,
+                         {"reason": "bad_credentials", "during": "identity.unlink"})
+            await uow.commit()
+            raise unauthorized("wrong password", "invalid_password")
+    await session.delete(identity)
+    await record(session, ctx, "identity.unlinked", "oauth_identity", identity.id,
+                 {"provider": provider})

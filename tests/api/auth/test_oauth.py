@@ -8,6 +8,7 @@ verifies the ID token against the provider's JWKS and answers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -206,6 +207,81 @@ async def test_a_signed_in_user_links_a_provider_account_then_signs_in_with_it(
     async with Browser() as browser:
         callback = await browser.sign_in(r.json()["authorization_url"], login)
     assert_problem(await client.get(_api_path(callback)), 409, "identity_in_use")
+
+
+async def _linked(client: httpx.AsyncClient, user: Any, login: str) -> None:
+    """``login`` at the dev provider, linked to ``user`` through the real flow."""
+    r = await client.post("/me/identities/dev", headers=user.auth)
+    async with Browser() as browser:
+        callback = await browser.sign_in(r.json()["authorization_url"], login)
+    assert (await client.get(_api_path(callback))).status_code == 201
+
+
+async def _unlink(client: httpx.AsyncClient, auth: dict[str, str], provider: str = "dev",
+                  **body: str) -> httpx.Response:
+    return await client.request("DELETE", f"/me/identities/{provider}", headers=auth,
+                                json=body or None)
+
+
+async def test_unlinking_never_leaves_an_account_without_a_way_in(
+    client: httpx.AsyncClient, oidc_provider: OidcProvider, db: Db
+) -> None:
+    user = await register_and_login(client)
+    login = unique("jo")
+    await _linked(client, user, login)
+    mine = "SELECT count(*) FROM oauth_identities WHERE user_id = %s"
+    assert_problem(await _unlink(client, user.auth), 409, "last_sign_in_method")
+    assert_problem(await _unlink(client, user.auth, password="not the password"),
+                   401, "invalid_password")
+    assert db.value(mine, user.id) == 1  # neither refusal removed it
+    assert db.value("SELECT count(*) FROM audit_events WHERE actor_id = %s AND action = "
+                    "'auth.login_failed' AND details->>'during' = 'identity.unlink'",
+                    user.id) == 1
+    r = await _unlink(client, user.auth, password=PASSWORD)
+    assert r.status_code == 204, r.text
+    assert (await client.get("/me/identities", headers=user.auth)).json()["items"] == []
+    assert db.value("SELECT count(*) FROM audit_events WHERE actor_id = %s AND action = "
+                    "'identity.unlinked'", user.id) == 1
+    assert_problem(await _unlink(client, user.auth, password=PASSWORD), 404, "not_found")
+    again = await _sign_in(client, login)  # the provider account no longer reaches it
+    assert again.status_code == 200, again.text
+    assert (await _me(client, again.json()))["id"] != user.id
+
+    # An account a provider sign-in created has no password anyone knows: it keeps
+    # its last identity, whatever password is tried.
+    created = await _sign_in(client, unique("kai"))
+    tokens = created.json()
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    me = await _me(client, tokens)
+    assert_problem(await _unlink(client, auth), 409, "last_sign_in_method")
+    assert_problem(await _unlink(client, auth, password=PASSWORD), 401, "invalid_password")
+    assert db.value(mine, me["id"]) == 1
+    assert_problem(await _unlink(client, user.auth, provider="dev"), 404, "not_found")
+
+
+async def test_two_removals_at_once_keep_one_identity(
+    client: httpx.AsyncClient, oidc_provider: OidcProvider, db: Db
+) -> None:
+    """Two identities, both removed concurrently without a password: the user row lock
+    makes the second removal see it would be the last, so exactly one goes."""
+    created = await _sign_in(client, unique("lee"))
+    tokens = created.json()
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    me = await _me(client, tokens)
+    db.rows("INSERT INTO oauth_identities (id, provider, subject, user_id, email, created_at) "
+            "VALUES (gen_random_uuid(), 'dev-expiring', %s, %s, NULL, now()) RETURNING id",
+            unique("sub"), me["id"])
+    for _ in range(5):
+        answers = await asyncio.gather(_unlink(client, auth, "dev"),
+                                       _unlink(client, auth, "dev-expiring"))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [204, 409], [a.text for a in answers]
+        assert db.value("SELECT count(*) FROM oauth_identities WHERE user_id = %s",
+                        me["id"]) == 1
+        gone = "dev" if answers[0].status_code == 204 else "dev-expiring"
+        db.rows("INSERT INTO oauth_identities (id, provider, subject, user_id, email, "
+                "created_at) VALUES (gen_random_uuid(), %s, %s, %s, NULL, now()) RETURNING id",
+                gone, unique("sub"), me["id"])
 
 
 async def test_an_allowed_redirect_gets_a_one_time_code(
