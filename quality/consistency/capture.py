@@ -31,6 +31,7 @@ import psycopg
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from ece import db_roles
 from ece.contracts.topics import CAPTURED_TABLES, EXCLUDED_COLUMNS, cdc_topic
 from ece.kafka import epoch_of
 from ece.settings import Settings
@@ -76,7 +77,8 @@ def read_postgres(settings: Settings, tables: Iterable[str] = CAPTURED_TABLES
                   ) -> tuple[dict[str, Table], dict[str, pa.Table]]:
     """Every captured table's (key, xmin, money columns) in one consistent snapshot."""
     try:
-        conn = psycopg.connect(settings.database_url, connect_timeout=5)
+        # as ece_etl, Dagster's read-only role: it may read what CDC captures, no more
+        conn = psycopg.connect(settings.role_url(db_roles.ETL), connect_timeout=5)
     except psycopg.Error as exc:
         raise Unreachable("postgres", str(exc).strip().splitlines()[0]) from None
     specs: dict[str, Table] = {}

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from redis import Redis
 from redis.exceptions import RedisError
 
+from ece import db_roles
 from ece.contracts.card_cache import (
     CARD_FIELDS,
     card_document,
@@ -104,7 +105,8 @@ def judge(client: Redis, conn: psycopg.Connection[Any], ids: list[str]) -> dict[
 def compare(settings: Settings, settle_s: float = SETTLE_S) -> list[Row]:
     client = redis_client(settings)
     try:
-        conn = psycopg.connect(settings.database_url, connect_timeout=5, autocommit=True)
+        conn = psycopg.connect(settings.role_url(db_roles.ETL), connect_timeout=5,
+                               autocommit=True)  # read-only ece_etl, as the lake
     except psycopg.Error as exc:
         client.close()
         raise Unreachable("postgres", str(exc).strip().splitlines()[0]) from None
