@@ -57,3 +57,17 @@ def listening_ports_of(pids: list[int]) -> set[int]:
             if fields[3] == "0A" and fields[9] in inodes:
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU these processes and their reaped children have used so far
+    (``/proc/<pid>/stat`` utime, stime, cutime, cstime): a helper that ran and exited
+    between two readings still counts, in its parent's share."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(f) for f in fields[11:15])  # fields 14-17 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
