@@ -48,7 +48,6 @@ import psycopg
 
 from bench.harness import (
     LoadResult,
-    cpu_seconds,
     load_average,
     print_profile,
     py_spy,
@@ -56,6 +55,7 @@ from bench.harness import (
     throwaway_platform,
     worker_pids,
 )
+from bench.proc import cpu_seconds
 from ece import db_roles
 
 CLIENTS = 16

@@ -41,8 +41,8 @@ from solders.pubkey import Pubkey
 from api.integrations.solana import associated_token_address
 from bench.bench_arweave_upload import raw_gateway
 from bench.bench_solana_mint import node_capacity, raw_litesvm
-from bench.harness import cpu_seconds, load_average, print_profile, py_spy, throwaway_platform
-from bench.proc import tree
+from bench.harness import load_average, print_profile, py_spy, throwaway_platform
+from bench.proc import cpu_seconds, tree
 from ece.settings import Settings
 from ops.stack.base import ManagedProcess
 

@@ -145,18 +145,6 @@ def _is_spawned_worker(pid: int) -> bool:
         return False
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of ``pids`` from ``/proc/<pid>/stat`` (exited processes count 0)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # after "(comm)": state=0 … utime=11 stime=12
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def load_average() -> str:
     """The 1/5/15-minute load average, printed beside every figure (the box is shared)."""
     one, five, fifteen = os.getloadavg()
