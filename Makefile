@@ -30,7 +30,7 @@ layout: ## the layout's floors: prints nothing when the tree is right
 
 lint: ## ruff and mypy
 	@$(UV) ruff check .
-	@$(UV) mypy api ece ops streaming orchestration warehouse quality
+	@$(UV) mypy api ece ops streaming orchestration warehouse quality bench
 
 bench: ## benchmarks (print ratios against a baseline measured in the same run)
 	@for b in bench/bench_*.py; do m=$$(basename $$b .py); echo "== $$m"; $(UV) python -m bench.$$m || exit 1; done

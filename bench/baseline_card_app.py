@@ -7,6 +7,7 @@ No cache, no ORM, no middleware: the floor the real endpoint is compared with
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from fastapi import FastAPI, HTTPException, Response
 from psycopg.rows import dict_row
@@ -40,7 +41,7 @@ async def read_card(card_id: str) -> dict[str, object]:
         row = await cursor.fetchone()
     if row is None:
         raise HTTPException(404)
-    return card_document(row)
+    return card_document(cast(dict[str, Any], row))  # the pool's rows are dicts
 
 
 @app.get("/json/{card_id}")

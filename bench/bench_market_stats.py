@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -90,7 +90,9 @@ def synthetic(n: int, cards: int, users: int, seed: int = 7) -> list[tuple[str, 
 
 def sentinels(base_ms: int) -> tuple[list[tuple[str, str]], list[str], str]:
     """One listing per writer bucket (market_data) and one old sale (market_stats)."""
-    events, listings, found = [], [], set()
+    events: list[tuple[str, str]] = []
+    listings: list[str] = []
+    found: set[int] = set()
     while len(found) < BUCKETS:
         card = str(uuid.uuid4())
         if bucket_of(card) in found:
@@ -111,8 +113,9 @@ def sentinels(base_ms: int) -> tuple[list[tuple[str, str]], list[str], str]:
 
 
 def produce(bootstrap: str, events: list[tuple[str, str]]) -> float:
+    queue: dict[str, Any] = {"queue.buffering.max.messages": 1_000_000}
     producer = Producer(kafka.producer_config(bootstrap, linger_ms=20, compression="lz4",
-                                              **{"queue.buffering.max.messages": 1_000_000}))
+                                              **queue))
     started = time.perf_counter()
     for key, value in events:
         while True:
@@ -142,10 +145,11 @@ def baseline(bootstrap: str, redis_url: str, total: int) -> float:
         commands, stats = [], client.pipeline(transaction=False)
         now = int(time.time() * 1000)
         for msg in batch:
-            if msg.error() or msg.value() is None:
+            value = msg.value()
+            if msg.error() or value is None:
                 continue
             seen += 1
-            parsed = parse_input(msg.value(), MARKET_ACTIVITY, "ece")
+            parsed = parse_input(value.decode(), MARKET_ACTIVITY, "ece")
             if parsed is None:
                 continue
             card_id, _, event = parsed
@@ -153,9 +157,9 @@ def baseline(bootstrap: str, redis_url: str, total: int) -> float:
             if event.type == "sale":
                 w = windows[card_id]
                 w.add(event.event_id, event.at_ms, event.price_cents, now)
-                for value in w.emit_due(now + 1_000):
-                    stats.hset(f"bench:stats:{card_id}", str(value["window_start"]),
-                               json.dumps(value))
+                for figures in w.emit_due(now + 1_000):
+                    stats.hset(f"bench:stats:{card_id}", str(figures["window_start"]),
+                               json.dumps(figures))
         hot.apply(commands, now)
         stats.execute()
     elapsed = time.perf_counter() - started
@@ -227,7 +231,7 @@ def main() -> None:
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline and (md_done is None or watcher.done is None):
             if first_md is None and hot.exists(md.GENERATION_KEY) \
-                    and hot.dbsize() > 2:
+                    and cast(int, hot.dbsize()) > 2:
                 first_md = time.perf_counter()
             if md_done is None and all(hot.zscore(k, listing) is not None
                                        for k, listing in zip(keys, listings, strict=True)):

@@ -11,6 +11,7 @@ readable in Redis.
 import argparse
 import time
 import uuid
+from typing import cast
 
 import psycopg
 import psycopg.rows
@@ -34,7 +35,7 @@ def _wait_version(cache: redis.Redis, card_id: str, version: int, timeout: float
     key = card_cache.document_key(card_id)
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        raw = cache.get(key)
+        raw = cast(bytes | None, cache.get(key))
         if raw is not None and card_cache.decode_entry(raw)[1] >= version:
             return time.perf_counter()
         time.sleep(0.0005)

@@ -47,7 +47,8 @@ async def run(steps: list[int]) -> None:
     with throwaway_platform("api") as platform:
         settings = platform.settings
         api = platform.part("api")
-        pid = api.process.proc.pid  # type: ignore[attr-defined]
+        assert api.process is not None and api.process.proc is not None
+        pid = api.process.proc.pid
         base = str(api.url)
         ws_base = base.replace("http://", "ws://") + "/ws"
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
