@@ -126,6 +126,24 @@ def parse_input(raw: str | None, activity_topic: str, prefix: str
     return row.card_id, int(moment) if isinstance(moment, int) else 0, row
 
 
+def caught_up(now_ms: int, opened_ms: int, inputs: dict[str, tuple[int, int]]) -> bool:
+    """Is the writer live on *every* input it reads (then the hot set may be declared ready)?
+
+    ``inputs``: per input (activity, cards, valuations, auctions) the processing time of
+    its last message and that message's lag. An input is live when its last message was
+    at most ``CAUGHT_UP_LAG_MS`` old, or when it has been quiet for ``IDLE_MS`` (after
+    ``STARTUP_MS``: a topic still replaying delivers without pauses). One input live is
+    not enough: a rebuild reads its four topics side by side, and the cards topic can
+    reach the present while the activity topic is still far behind, which declared a
+    half-built hot set ready (CI: the rebuild test's hot set kept differing for 60 s).
+    """
+    settled = opened_ms + STARTUP_MS
+    if not inputs:
+        return now_ms - settled >= IDLE_MS
+    return all(lag <= CAUGHT_UP_LAG_MS or now_ms - max(seen, settled) >= IDLE_MS
+               for seen, lag in inputs.values())
+
+
 def apply_input(state: rules.CardMarket, item: Any) -> list[rules.Command]:
     if isinstance(item, CardRow):
         return rules.on_card_row(state, item)
@@ -210,8 +228,7 @@ def build(ctx: JobContext) -> None:
             self.ticking: set[int] = set()  # timers are checkpointed; aligned ticks coincide
             self.counts: dict[int, int] = {}
             self.opened_ms = int(time.time() * 1000)
-            self.last_input_ms = -1
-            self.last_lag_ms = 1 << 62
+            self.inputs: dict[str, tuple[int, int]] = {}  # see caught_up()
             self.caught_up = False
             self.last_tick_ms = -1
             self.last_refresh_ms = -1
@@ -222,8 +239,7 @@ def build(ctx: JobContext) -> None:
         def process_element(self, value: Any, ctx: Any) -> Iterable[Any]:
             timers = ctx.timer_service()
             now = timers.current_processing_time()
-            self.last_input_ms = now
-            self.last_lag_ms = now - value[2]
+            self.inputs[type(value[3]).__name__] = (now, now - value[2])
             key = ctx.get_current_key()
             if key not in self.ticking:
                 self.ticking.add(key)
@@ -264,8 +280,7 @@ def build(ctx: JobContext) -> None:
                 return
             self.last_tick_ms = now
             if not self.caught_up:
-                idle = now - max(self.last_input_ms, self.opened_ms + STARTUP_MS) >= IDLE_MS
-                self.caught_up = self.last_lag_ms <= CAUGHT_UP_LAG_MS or idle
+                self.caught_up = caught_up(now, self.opened_ms, self.inputs)
             if self.owned and self.caught_up and still_owned(self.client, owner):
                 self.client.set(md.READY_KEY, "1", ex=md.READY_TTL_S)
             if now - self.last_refresh_ms >= REFRESH_MS:

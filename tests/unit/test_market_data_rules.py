@@ -249,3 +249,20 @@ def test_an_edited_rarity_moves_the_cards_figures() -> None:
            md.sales_key("set:Base|rarity:holo")]
     assert all(not m.z[key] for key in old) and not m.s[md.auctions_key("rarity:holo")]
     assert moved["all"] == _scoped_figures(m, "Base", "holo")["all"]
+
+
+def test_ready_needs_every_input_live_not_just_one() -> None:
+    """A rebuild reads four topics side by side: the cards topic reaching the present
+    must not declare the hot set ready while the activity topic is still replaying."""
+    from streaming.jobs.market_data import STARTUP_MS, caught_up
+
+    opened, now = 0, STARTUP_MS + 60_000
+    replaying = {"CardRow": (now, 50), "Activity": (now, 3_600_000)}
+    assert not caught_up(now, opened, replaying)
+    assert caught_up(now, opened, {**replaying, "Activity": (now, 200)})
+    # a quiet input (no valuations for an hour) counts as live once it paused IDLE_MS
+    quiet = {"Activity": (now, 100), "ValuationRow": (now - 6_000, 3_600_000)}
+    assert caught_up(now, opened, quiet)
+    assert not caught_up(now, opened, {**quiet, "ValuationRow": (now - 1_000, 3_600_000)})
+    assert not caught_up(1_000, opened, {})  # nothing read yet, still starting
+    assert caught_up(STARTUP_MS + 5_000, opened, {})
