@@ -127,7 +127,9 @@ def _listing_created(state: CardMarket, event: Activity) -> list[Command]:
         return []  # a replayed creation of a listing that has since sold or was cancelled
     assert event.reference_id is not None and event.price_cents is not None
     scopes = scopes_of(state, event)
-    state.listings = {**(state.listings or {}), event.reference_id: event.price_cents}
+    if state.listings is None:
+        state.listings = {}
+    state.listings[event.reference_id] = event.price_cents
     out: list[Command] = [["zadd", md.listings_key(s), event.price_cents, event.reference_id]
                           for s in scopes]
     return out + _updated(scopes, event.at)
@@ -200,10 +202,15 @@ def on_card_row(state: CardMarket, row: CardRow) -> list[Command]:
 
 
 def _remember_sale(state: CardMarket, member: str, at_ms: int) -> None:
-    """Keep the last day's sales (by their own time), the ones a new scope must count."""
-    sales = {**(state.sales or {}), member: at_ms}
-    cutoff = max(sales.values()) - md.DAY_MS
-    state.sales = {m: at for m, at in sales.items() if at >= cutoff}
+    """Keep the last day's sales (by their own time), the ones a new scope must count.
+    In place: the dict is copied only when a sale older than a day can be dropped."""
+    if state.sales is None:
+        state.sales = {}
+    state.sales[member] = at_ms
+    cutoff = at_ms - md.DAY_MS
+    if any(at < cutoff for at in state.sales.values()):
+        newest = max(state.sales.values())
+        state.sales = {m: at for m, at in state.sales.items() if at >= newest - md.DAY_MS}
 
 
 def _rescope(state: CardMarket, card_id: str, set_name: str | None,
