@@ -19,10 +19,12 @@ PREFIX = "ece:md:"
 DAY_MS = 24 * 60 * 60 * 1000
 
 # Set (with a TTL refreshed every few seconds) while the writer is running and has
-# caught up once; without it the API answers from Postgres, never from a hot set
-# that may be half built (after a wipe, before a rebuild).
+# caught up since it (re)started; without it the API answers from Postgres, never from
+# a hot set that may be half built (after a wipe, before a rebuild) or behind (while a
+# restarted writer catches up: it deletes the key when it opens). The TTL is five of
+# the writer's 2 s ticks: a writer that stops or dies stops vouching within 10 s.
 READY_KEY = f"{PREFIX}ready"
-READY_TTL_S = 30
+READY_TTL_S = 10
 
 # Who built the hot set: ``<rebuild generation>:<broker epoch>`` of the writer that
 # claimed it. A writer that starts a new generation or epoch (re-reading its topics

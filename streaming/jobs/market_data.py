@@ -221,6 +221,10 @@ def build(ctx: JobContext) -> None:
             if not self.owned:
                 log.error("the hot set is not ours (wiped or rebuilt elsewhere): it stays not "
                           "ready until `ece rebuild-cache`")
+            else:
+                # A restarted writer is behind by whatever was committed while it was down:
+                # the readiness its previous run declared no longer holds.
+                self.client.delete(md.READY_KEY)
             self.buffer = runtime_context.get_list_state(
                 ListStateDescriptor("pending", Types.STRING()))
             self.cards = runtime_context.get_map_state(

@@ -384,6 +384,24 @@ def _snapshot(hot: redis.Redis) -> dict[str, Any]:
     return out
 
 
+def test_a_stopped_or_restarted_writer_stops_vouching_for_the_hot_set(
+        flink: Platform, scenario: Scenario, hot: redis.Redis) -> None:
+    """While the writer is down or catching up, the API must answer from PostgreSQL: a
+    hot set that misses what was committed meanwhile may not be declared ready."""
+    wait(lambda: bool(hot.exists(md.READY_KEY)), "the hot set to be ready")
+    before = _snapshot(hot)
+    part = flink.part("flink")
+    part.stop()
+    wait(lambda: not hot.exists(md.READY_KEY), "a stopped writer's readiness to lapse",
+         md.READY_TTL_S + 2)
+    hot.set(md.READY_KEY, "1", ex=600)  # what a writer stopped a moment ago leaves behind
+    part.start()
+    wait(lambda: not hot.exists(md.READY_KEY), "the restarted writer to withdraw it", 120)
+    wait(lambda: bool(hot.exists(md.READY_KEY)), "the resumed writer to be ready again", 120)
+    # resumed from its checkpoint (absolute commands replayed), not rebuilt or doubled
+    wait(lambda: _snapshot(hot) == before, "the resumed hot set to equal the original", 30)
+
+
 def test_rebuild_from_the_topics_gives_the_same_hot_set(flink: Platform, scenario: Scenario,
                                                         hot: redis.Redis) -> None:
     time.sleep(1.0)
