@@ -31,7 +31,7 @@ from typing import Any
 from ece.contracts.change_event import MalformedEvent, decode_change, malformed_on_shape_errors
 from ece.contracts.topics import chain_reconciliation_topic
 from ece.retry import backoff_delay
-from streaming.jobs.runtime import JobContext, ensure_topics
+from streaming.jobs.runtime import RELAXED_FETCH_WAIT_MS, JobContext, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def build(ctx: JobContext) -> None:
     for table in ("nfts", "cards"):
         topic = ctx.cdc_topic(table)
         resolved.append(
-            ctx.kafka_source(f"{NAME}_{table}", [topic])
+            ctx.kafka_source(f"{NAME}_{table}", [topic], fetch_wait_ms=RELAXED_FETCH_WAIT_MS)
             .process(ResolveMints(topic, report_malformed=table == "nfts"),
                      output_type=Types.STRING())
             .uid(f"{NAME}-resolve-{table}").name(f"{NAME}: {table} -> mints"))

@@ -48,7 +48,7 @@ from streaming.jobs.market_events import (
     parse_cdc,
 )
 from streaming.jobs.market_redis import HotSet, claim, decode, encode, still_owned
-from streaming.jobs.runtime import JobContext
+from streaming.jobs.runtime import RELAXED_FETCH_WAIT_MS, JobContext
 
 NAME = "market_data"
 CDC_TABLES = ("cards", "card_valuations", "auctions")
@@ -221,10 +221,6 @@ def build(ctx: JobContext) -> None:
             if not self.owned:
                 log.error("the hot set is not ours (wiped or rebuilt elsewhere): it stays not "
                           "ready until `ece rebuild-cache`")
-            else:
-                # A restarted writer is behind by whatever was committed while it was down:
-                # the readiness its previous run declared no longer holds.
-                self.client.delete(md.READY_KEY)
             self.buffer = runtime_context.get_list_state(
                 ListStateDescriptor("pending", Types.STRING()))
             self.cards = runtime_context.get_map_state(
@@ -297,7 +293,8 @@ def build(ctx: JobContext) -> None:
         # A fresh tag per operator: a tag used by get_side_output holds a Java object and
         # can no longer be pickled into the next function.
         dlq_tag = OutputTag(f"{NAME}_{label}_dlq", keyed_type())
-        stream = (ctx.kafka_source(name, [topic], uid=f"{name}-{label}-source")
+        stream = (ctx.kafka_source(name, [topic], uid=f"{name}-{label}-source",
+                                  fetch_wait_ms=RELAXED_FETCH_WAIT_MS)
                   .process(Parse(topic, dlq_tag), output_type=item_type)
                   .uid(f"{name}-{label}-parse").name(f"{NAME}: parse {label}"))
         ctx.dlq(stream.get_side_output(dlq_tag), NAME)

@@ -137,12 +137,15 @@ def wipe(client: Any) -> int:
     return deleted
 
 
-# KEYS[1] the generation key; ARGV[1] owner, ARGV[2] "1" if it may claim, ARGV[3] key pattern.
-# One script, so two writers opening at once cannot both wipe (one would wipe the other's
-# first writes after it claimed): the check, the wipe and the claim are one step.
+# KEYS[1] the generation key, KEYS[2] the READY key; ARGV[1] owner, ARGV[2] "1" if it may
+# claim, ARGV[3] key pattern. One script, so two writers opening at once cannot both wipe
+# (one would wipe the other's first writes after it claimed): the check, the wipe and the
+# claim are one step. A resuming owner withdraws READY in the same step: it is behind by
+# whatever was committed while it was down, so its previous run's readiness no longer
+# holds (a claiming writer's wipe removes READY with everything else).
 CLAIM_LUA = """
 local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then return 1 end
+if current == ARGV[1] then redis.call('DEL', KEYS[2]) return 1 end
 if ARGV[2] ~= '1' then return 0 end
 local cursor = '0'
 repeat
@@ -160,10 +163,11 @@ def claim(client: Any, owner: str, may_claim: bool) -> bool:
 
     A writer that re-reads its topics from the beginning (``may_claim``) takes over:
     whatever another generation or epoch left is wiped first, atomically with the claim.
-    A resuming writer owns the hot set only if its claim is still there.
+    A resuming writer owns the hot set only if its claim is still there. Either way an
+    owner starts with the hot set not ready; it declares it ready once caught up.
     """
     script = client.register_script(CLAIM_LUA)
-    return bool(script(keys=[md.GENERATION_KEY],
+    return bool(script(keys=[md.GENERATION_KEY, md.READY_KEY],
                        args=[owner, "1" if may_claim else "0", f"{md.PREFIX}*"]))
 
 

@@ -34,7 +34,7 @@ from ece.contracts.dlq import dlq_value
 from ece.contracts.topics import market_activity_topic, market_stats_topic
 from streaming.jobs.market_events import parse_activity
 from streaming.jobs.market_windows import LATE, LATENESS_MS, CardWindows, stats_value
-from streaming.jobs.runtime import JobContext, ensure_topics
+from streaming.jobs.runtime import RELAXED_FETCH_WAIT_MS, JobContext, ensure_topics
 
 NAME = "market_stats"
 
@@ -111,7 +111,7 @@ def build(ctx: JobContext) -> None:
             else:
                 self.state.clear()
 
-    sales = ctx.kafka_source(NAME, [source_topic]).process(
+    sales = ctx.kafka_source(NAME, [source_topic], fetch_wait_ms=RELAXED_FETCH_WAIT_MS).process(
         ParseSales(), output_type=_sale_type()).uid(f"{NAME}-parse").name(f"{NAME}: parse")
     ctx.dlq(sales.get_side_output(dlq_tag), NAME)
     stats = (sales.key_by(lambda row: row[0], key_type=Types.STRING())

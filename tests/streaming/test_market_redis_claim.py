@@ -42,6 +42,20 @@ def test_a_new_writer_wipes_what_another_left_and_a_resuming_one_does_not(
     assert client.get(f"{md.PREFIX}written") == "1"
 
 
+def test_only_the_owner_withdraws_ready_when_it_opens(client: redis.Redis) -> None:
+    """A resuming owner is behind by what was committed while it was down: its claim
+    withdraws READY (the API answers from PostgreSQL until it is caught up again). A
+    writer whose claim is gone must not touch the owner's READY."""
+    client.set(md.GENERATION_KEY, "1:epoch")
+    client.set(md.READY_KEY, "1", ex=600)
+    assert claim(client, "0:other", may_claim=False) is False
+    assert client.get(md.READY_KEY) == "1"
+    client.set(f"{md.PREFIX}written", "1")
+    assert claim(client, "1:epoch", may_claim=False) is True
+    assert client.get(md.READY_KEY) is None
+    assert client.get(f"{md.PREFIX}written") == "1"  # withdrawn, not wiped
+
+
 def test_writers_claiming_at_once_wipe_once(client: redis.Redis, platform: Platform) -> None:
     client.set(md.GENERATION_KEY, "0:old")
     for i in range(3000):  # enough keys that a wipe takes a while

@@ -266,3 +266,14 @@ def test_ready_needs_every_input_live_not_just_one() -> None:
     assert not caught_up(now, opened, {**quiet, "ValuationRow": (now - 1_000, 3_600_000)})
     assert not caught_up(1_000, opened, {})  # nothing read yet, still starting
     assert caught_up(STARTUP_MS + 5_000, opened, {})
+
+
+def test_ready_outlives_a_few_ticks_but_not_a_stopped_writer() -> None:
+    """READY's TTL (in ``ece.contracts``) and the writer's tick (in ``streaming``) live in
+    layers that may not import each other: this keeps the pair in step. A TTL of fewer
+    than four ticks flickers READY off under a slow tick; one far longer keeps vouching
+    for a writer that was killed (docs/realtime.md promises 10 s)."""
+    from streaming.jobs.market_data import TICK_MS
+
+    assert md.READY_TTL_S * 1000 >= 4 * TICK_MS
+    assert md.READY_TTL_S <= 10
