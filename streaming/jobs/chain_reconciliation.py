@@ -106,12 +106,17 @@ def build(ctx: JobContext) -> None:
     rpc_url = ctx.settings.solana_rpc_url
 
     class ResolveMints(ProcessFunction):  # type: ignore[misc]
-        """``Row(topic, CDC message)`` -> mint address to check (cards via PostgreSQL).
+        """CDC message of ``topic`` -> mint address to check (cards resolved via PostgreSQL).
 
         Malformed ``nfts`` messages go to the DLQ. Malformed ``cards`` messages do not:
         the card-cache pipeline, which needs every card change, already reports each
         one there, and one bad message should make one DLQ record, not one per reader.
         """
+
+        def __init__(self, topic: str, report_malformed: bool) -> None:
+            super().__init__()
+            self.topic = topic
+            self.report_malformed = report_malformed
 
         def open(self, runtime_context: RuntimeContext) -> None:
             self.conn: Any = None
@@ -138,16 +143,15 @@ def build(ctx: JobContext) -> None:
                         raise  # the job restarts from its checkpoint and tries again
             return None
 
-        def process_element(self, value: Any, _ctx: Any) -> Iterator[Any]:
-            topic, raw = value[0], value[1]
+        def process_element(self, value: str, _ctx: Any) -> Iterator[Any]:
             try:
-                trigger = parse_change(raw)
+                trigger = parse_change(value)
             except MalformedEvent as exc:
-                if topic == nfts_topic:
-                    yield dlq_tag, dlq_row(topic, NAME, raw, str(exc))
+                if self.report_malformed:
+                    yield dlq_tag, dlq_row(self.topic, NAME, value, str(exc))
                 else:
                     log.debug("skipping malformed %s message (card_cache reports it): %s",
-                              topic, exc)
+                              self.topic, exc)
                 return
             if trigger is None:
                 return
@@ -230,14 +234,18 @@ def build(ctx: JobContext) -> None:
                     self.mismatches.inc()
                 yield Row(k=result.mint_address, v=result.value())
 
-    # One source (one consumer) for both topics; each record carries its topic, which
-    # decides whether a malformed one is reported here.
-    nfts_topic = ctx.cdc_topic("nfts")
-    mints = (ctx.kafka_topics_source(NAME, [nfts_topic, ctx.cdc_topic("cards")],
-                                     fetch_wait_ms=RELAXED_FETCH_WAIT_MS)
-             .process(ResolveMints(), output_type=Types.STRING())
-             .uid(f"{NAME}-resolve").name(f"{NAME}: nfts, cards -> mints"))
-    ctx.dlq(mints.get_side_output(dlq_tag), NAME)
+    # One source per topic (own group and uid): the value-only source does not say which
+    # topic a record came from, and the DLQ record must name it.
+    resolved = []
+    for table in ("nfts", "cards"):
+        topic = ctx.cdc_topic(table)
+        resolved.append(
+            ctx.kafka_source(f"{NAME}_{table}", [topic], fetch_wait_ms=RELAXED_FETCH_WAIT_MS)
+            .process(ResolveMints(topic, report_malformed=table == "nfts"),
+                     output_type=Types.STRING())
+            .uid(f"{NAME}-resolve-{table}").name(f"{NAME}: {table} -> mints"))
+    ctx.dlq(resolved[0].get_side_output(dlq_tag), NAME)
+    mints = resolved[0].union(resolved[1])
     verdicts = (mints.key_by(lambda mint: mint, key_type=Types.STRING())
                 .process(CheckMint(), output_type=keyed_type())
                 .uid(f"{NAME}-check").name(f"{NAME}: check on chain"))

@@ -191,15 +191,18 @@ def build(ctx: JobContext) -> None:
              "may claim" if may_claim else "resuming")
 
     class Parse(ProcessFunction):  # type: ignore[misc]
-        """Reads ``Row(topic, value)``: a bad message is reported against its own topic."""
+        """One per source topic, so a bad message is reported against its own topic."""
 
-        def process_element(self, value: Any, _ctx: Any) -> Iterator[Any]:
-            topic, raw = value[0], value[1]
+        def __init__(self, topic: str, dlq_tag: Any) -> None:
+            super().__init__()
+            self.topic, self.dlq_tag = topic, dlq_tag
+
+        def process_element(self, value: str | None, _ctx: Any) -> Iterator[Any]:
             try:
-                parsed = parse_input(raw, activity_topic, prefix)
+                parsed = parse_input(value, activity_topic, prefix)
             except MalformedEvent as exc:
-                if topic not in reported_elsewhere:
-                    yield dlq_tag, dlq_row(topic, NAME, raw, str(exc))
+                if self.topic not in reported_elsewhere:
+                    yield self.dlq_tag, dlq_row(self.topic, NAME, value, str(exc))
                 return
             if parsed is not None:
                 yield Row(bucket_of(parsed[0]), *parsed)
@@ -284,12 +287,18 @@ def build(ctx: JobContext) -> None:
                 self.last_refresh_ms = now
                 self.hot.refresh(now)
 
-    # One source (one consumer) for the four topics, under the pipeline's one group.
-    dlq_tag = OutputTag(f"{NAME}_dlq", keyed_type())
-    topics = [activity_topic, *(ctx.cdc_topic(t) for t in CDC_TABLES)]
-    parsed = (ctx.kafka_topics_source(name, topics, fetch_wait_ms=RELAXED_FETCH_WAIT_MS)
-              .process(Parse(), output_type=item_type)
-              .uid(f"{name}-parse").name(f"{NAME}: parse"))
-    ctx.dlq(parsed.get_side_output(dlq_tag), NAME)
+    sources = {"activity": activity_topic, **{t: ctx.cdc_topic(t) for t in CDC_TABLES}}
+    streams = []
+    for label, topic in sources.items():
+        # A fresh tag per operator: a tag used by get_side_output holds a Java object and
+        # can no longer be pickled into the next function.
+        dlq_tag = OutputTag(f"{NAME}_{label}_dlq", keyed_type())
+        stream = (ctx.kafka_source(name, [topic], uid=f"{name}-{label}-source",
+                                  fetch_wait_ms=RELAXED_FETCH_WAIT_MS)
+                  .process(Parse(topic, dlq_tag), output_type=item_type)
+                  .uid(f"{name}-{label}-parse").name(f"{NAME}: parse {label}"))
+        ctx.dlq(stream.get_side_output(dlq_tag), NAME)
+        streams.append(stream)
+    parsed = streams[0].union(*streams[1:])
     (parsed.key_by(lambda row: row[0], key_type=Types.INT())
      .process(Writer()).uid(f"{name}-redis").name(f"{NAME}: rules -> redis hot set"))

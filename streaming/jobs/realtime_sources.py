@@ -7,9 +7,8 @@ gets the same stream. So a malformed message makes one DLQ record (not one per
 reader), the broker serves each topic once, and the two pipelines see each change
 in the same order.
 
-The tables a pipeline asks for first come through one Kafka source that carries
-each record's topic (:meth:`JobContext.kafka_topics_source`): one consumer fetching
-rather than one per table, and the DLQ record still names the topic.
+One source per topic rather than one for all: the value-only Kafka source does
+not say which topic a record came from, and a DLQ record must name it.
 
 Every stream here carries ``Row(key, table, raw, name)``: the key the next step
 groups by (a card id for card tables), the source table, the message as read, and
@@ -58,45 +57,47 @@ def shared(ctx: JobContext, name: str) -> dict[str, Any]:
 def parsed_streams(ctx: JobContext, pipeline: str, tables: Sequence[str]) -> dict[str, Any]:
     """``{table: stream of Row(key, table, raw, None)}``, checked; malformed ones to the DLQ.
 
-    The tables not built yet are read through one Kafka source (one consumer, group
-    ``realtime_<pipeline>``) and checked by one step that routes each change to its
-    table's side output. The DLQ records of the tables first built here name
-    ``pipeline``.
+    The DLQ records of the tables first built here name ``pipeline``.
     """
     from pyflink.common import Row
-    from pyflink.datastream import OutputTag, ProcessFunction
+    from pyflink.datastream import ProcessFunction
 
     from streaming.jobs.dlq import dlq_row
 
     cache = shared(ctx, _CACHE)
-    new = [t for t in dict.fromkeys(tables) if t not in cache]
-    if new:
-        # Fresh tags for this operator: a tag used by get_side_output holds a Java object
-        # and can no longer be pickled into the next function.
-        outputs = {t: OutputTag(f"realtime_{t}", tagged_type()) for t in new}
+    failures = []
+
+    class CheckChanges(ProcessFunction):  # type: ignore[misc]
+        def __init__(self, topic: str, table: str, dlq_tag: Any) -> None:
+            super().__init__()
+            self.topic, self.table, self.dlq_tag = topic, table, dlq_tag
+
+        def process_element(self, value: str, _ctx: Any) -> Iterator[Any]:
+            try:
+                change = parse(self.table, value)
+            except MalformedEvent as exc:
+                if self.table in REPORTED_BY:
+                    log.debug("skipping malformed %s message (%s reports it): %s",
+                              self.topic, REPORTED_BY[self.table], exc)
+                else:
+                    yield self.dlq_tag, dlq_row(self.topic, pipeline, value, str(exc))
+                return
+            if change is not None:
+                yield Row(change.key, self.table, value, None)
+
+    for table in tables:
+        if table in cache:
+            continue
+        topic = ctx.cdc_topic(table)
+        # A fresh tag per operator: a tag used by get_side_output holds a Java object and
+        # can no longer be pickled into the next function.
         dlq_tag = _dlq_tag()
-        table_of = {ctx.cdc_topic(t): t for t in new}
-
-        class CheckChanges(ProcessFunction):  # type: ignore[misc]
-            def process_element(self, value: Any, _ctx: Any) -> Iterator[Any]:
-                topic, raw = value[0], value[1]
-                table = table_of[topic]
-                try:
-                    change = parse(table, raw)
-                except MalformedEvent as exc:
-                    if table in REPORTED_BY:
-                        log.debug("skipping malformed %s message (%s reports it): %s",
-                                  topic, REPORTED_BY[table], exc)
-                    else:
-                        yield dlq_tag, dlq_row(topic, pipeline, raw, str(exc))
-                    return
-                if change is not None:
-                    yield outputs[table], Row(change.key, table, raw, None)
-
-        checked = (ctx.kafka_topics_source(f"realtime_{pipeline}", list(table_of))
-                   .process(CheckChanges(), output_type=tagged_type())
-                   .uid(f"realtime-check-{pipeline}").name(f"realtime: check {', '.join(new)}"))
-        for table, tag in outputs.items():
-            cache[table] = checked.get_side_output(tag)
-        ctx.dlq(checked.get_side_output(dlq_tag), pipeline)
+        stream = (ctx.kafka_source(f"realtime_{table}", [topic])
+                  .process(CheckChanges(topic, table, dlq_tag), output_type=tagged_type())
+                  .uid(f"realtime-check-{table}").name(f"realtime: check {table}"))
+        cache[table] = stream
+        failures.append(stream.get_side_output(dlq_tag))
+    if failures:
+        ctx.dlq(failures[0].union(*failures[1:]) if len(failures) > 1 else failures[0],
+                pipeline)
     return {table: cache[table] for table in tables}

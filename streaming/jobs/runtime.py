@@ -102,14 +102,20 @@ class JobContext:
         committed = jvm.org.apache.flink.connector.kafka.source.enumerator.initializer \
             .OffsetsInitializer.committedOffsets(
                 jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST)
+        pattern = "|".join(re.escape(t) for t in source_topics)
         builder = (
             KafkaSource.builder()
             .set_bootstrap_servers(self.settings.kafka_bootstrap)
-            .set_topic_pattern(_topic_pattern(source_topics))
+            .set_topic_pattern(f"^({pattern})$")
             .set_group_id(self.group_id(pipeline))
             .set_starting_offsets(KafkaOffsetsInitializer(committed))
+            .set_property("commit.offsets.on.checkpoint", "true")
+            .set_property("partition.discovery.interval.ms",
+                          str(self.options.partition_discovery_ms))
+            .set_property("fetch.max.wait.ms", str(fetch_wait_ms))
+            .set_property("client.id.prefix", f"ece-flink-{pipeline}")
         )
-        for key, value in self._consumer_properties(pipeline, fetch_wait_ms).items():
+        for key, value in kafka.java_consumer_properties(self.settings).items():
             builder = builder.set_property(key, value)
         # StringDeserializer maps a tombstone to null, which the value-only wrapper drops;
         # SimpleStringSchema would throw on it and fail the job.
@@ -122,62 +128,6 @@ class JobContext:
             source, WatermarkStrategy.no_watermarks(), f"{pipeline}: {', '.join(source_topics)}",
             type_info=Types.STRING(),
         ).uid(uid or f"{pipeline}-source")
-
-    def kafka_topics_source(self, pipeline: str, source_topics: list[str],
-                            uid: str | None = None,
-                            fetch_wait_ms: int = LIVE_FETCH_WAIT_MS) -> Any:
-        """One source for several topics: a stream of ``Row(topic, value)``.
-
-        Every source is one Java consumer fetching from the broker, idle or not, so a
-        pipeline reading many topics reads them through one. The record's topic (a
-        DLQ record must name it) comes from the Kafka table connector's ``topic``
-        metadata, which the DataStream source's value-only deserializer drops. Same
-        group, offsets and properties as :meth:`kafka_source`: the group's committed
-        offsets, else the earliest; committed on checkpoint. A tombstone arrives with
-        a None value.
-
-        The planner leaves its source without a uid, and Flink then derives one from
-        the graph's shape, which a new consumer group does not change: a rebuilt
-        ``market_data`` generation restored the old generation's offsets and never
-        re-read its topics. So the source gets ``uid`` (default ``<pipeline>-source``),
-        like :meth:`kafka_source`'s, and a new group name is a new source.
-        """
-        from pyflink.table import DataTypes, Schema, TableDescriptor
-
-        t_env = self.table_env
-        schema = (Schema.new_builder()
-                  .column_by_metadata("topic", DataTypes.STRING(), "topic", True)
-                  .column("v", DataTypes.STRING())
-                  .build())
-        descriptor = (
-            TableDescriptor.for_connector("kafka")
-            .schema(schema)
-            .option("topic-pattern", _topic_pattern(source_topics))
-            .option("properties.bootstrap.servers", self.settings.kafka_bootstrap)
-            .option("properties.group.id", self.group_id(pipeline))
-            .option("scan.startup.mode", "group-offsets")
-            .option("properties.auto.offset.reset", "earliest")
-            .option("scan.topic-partition-discovery.interval",
-                    f"{self.options.partition_discovery_ms} ms")
-            .option("value.format", "raw")
-        )
-        for key, value in self._consumer_properties(pipeline, fetch_wait_ms).items():
-            if key != "partition.discovery.interval.ms":  # the option above
-                descriptor = descriptor.option(f"properties.{key}", value)
-        table_name = f"source_{pipeline}"
-        t_env.create_temporary_table(table_name, descriptor.build())
-        stream = t_env.to_data_stream(t_env.from_path(table_name))
-        _name_sources(stream._j_data_stream.getTransformation(), uid or f"{pipeline}-source")
-        return stream
-
-    def _consumer_properties(self, pipeline: str, fetch_wait_ms: int) -> dict[str, str]:
-        return {
-            "commit.offsets.on.checkpoint": "true",
-            "partition.discovery.interval.ms": str(self.options.partition_discovery_ms),
-            "fetch.max.wait.ms": str(fetch_wait_ms),
-            "client.id.prefix": f"ece-flink-{pipeline}",
-            **kafka.java_consumer_properties(self.settings),
-        }
 
     # --- Kafka out ------------------------------------------------------
 
@@ -235,28 +185,6 @@ class JobContext:
         if self._statements is not None:
             self._statements.attach_as_datastream()
         self.env.execute(job_name)
-
-
-def _name_sources(transformation: Any, uid: str) -> None:
-    """Set ``uid`` on the source transformation(s) upstream of ``transformation``."""
-    pending, seen, named = [transformation], set(), 0
-    while pending:
-        current = pending.pop()
-        if current.getId() in seen:
-            continue
-        seen.add(current.getId())
-        if current.getClass().getSimpleName().endswith("SourceTransformation"):
-            current.setUid(uid)
-            named += 1
-        pending.extend(current.getInputs())
-    if named != 1:  # a planner change: fail the build rather than restore the wrong state
-        raise RuntimeError(f"expected one source upstream of {uid}, found {named}")
-
-
-def _topic_pattern(source_topics: list[str]) -> str:
-    """Subscribed by pattern, so a topic the CDC runner has not created yet is picked up
-    by partition discovery instead of failing the job."""
-    return "^({})$".format("|".join(re.escape(t) for t in source_topics))
 
 
 def ensure_topics(settings: Settings, names: list[str]) -> None:
