@@ -7,8 +7,8 @@
   (``bench.bench_solana_mint.raw_litesvm``: the VM alone, the ceiling), and with raw
   gateway uploads in the same run (one transaction per document, and one ANS-104
   bundle of ``BUNDLE_ITEMS`` documents). CPU per NFT is given per process (API,
-  saga, CDC, gateway node, chain node, ...), and a py-spy profile of the saga during
-  the mint phase shows where its time goes.
+  saga, CDC, gateway node, chain node, ...), and py-spy profiles of the saga and of
+  the transfer worker during the mint phase show where their time goes.
 * Sale -> token: from the 201 of ``POST /listings/{id}/purchase`` until the buyer's
   custody address holds the token on chain (polled with getMultipleAccounts on the
   buyers' associated token accounts every 20 ms), through the chain transfer worker.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import resource
 import shutil
@@ -31,11 +32,13 @@ import struct
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+from confluent_kafka import Consumer
 from solders.pubkey import Pubkey
 
 from api.integrations.solana import associated_token_address
@@ -43,6 +46,8 @@ from bench.bench_arweave_upload import raw_gateway
 from bench.bench_solana_mint import node_capacity, raw_litesvm
 from bench.harness import load_average, print_profile, py_spy, throwaway_platform
 from bench.proc import cpu_seconds, tree
+from ece.contracts.topics import cdc_topic
+from ece.kafka import consumer_config
 from ece.settings import Settings
 from ops.stack.base import ManagedProcess
 
@@ -51,7 +56,7 @@ USERS = 8
 MINTS = 1000
 MINT_CONCURRENCY = 32
 BUNDLE_ITEMS = 100
-PROFILE_SECONDS = 15  # py-spy samples the saga over the first seconds of the mint phase
+PROFILE_SECONDS = 15  # py-spy samples both workers over the first seconds of the mint phase
 SALES = 60
 SALES_PER_SECOND = 10.0  # open loop, below the transfer worker's capacity: latency, not queueing
 PASSWORD = "bench-password-1"
@@ -202,9 +207,10 @@ class Bench:
 
     async def sales(
         self, cards: list[tuple[str, int]], mints: dict[str, str]
-    ) -> tuple[list[float], list[float]]:
+    ) -> tuple[list[float], list[float], list[float]]:
         """Sell each card to the next user: ms from the sale's 201 to the token at the buyer,
-        and ms from the sale's commit to the worker claiming its transfer (the wake-up)."""
+        from the sale's commit to the worker claiming its transfer (the wake-up), and
+        from the commit to its change event on the topic (the CDC share of the wake-up)."""
         watching: dict[Pubkey, float] = {}
         sale_ids: list[str] = []
         arrived: list[float] = []
@@ -249,11 +255,37 @@ class Bench:
         await asyncio.wait_for(poller, 120)
         async with await psycopg.AsyncConnection.connect(self.settings.database_url) as conn:
             rows = await (await conn.execute(
-                "SELECT extract(epoch FROM t.created_at - s.created_at)::float8 * 1000 "
+                "SELECT h.id::text, extract(epoch FROM s.created_at)::float8, "
+                "extract(epoch FROM t.created_at - s.created_at)::float8 * 1000 "
                 "FROM sales s JOIN card_history h ON h.reference_id = s.id "
                 "JOIN nft_transactions t ON t.card_history_id = h.id "
                 "WHERE s.id = ANY(%s::uuid[])", (sale_ids,))).fetchall()
-        return arrived, [ms for (ms,) in rows]
+        on_topic = await asyncio.to_thread(self.topic_times, {h for h, _, _ in rows})
+        to_topic = [(on_topic[h] - at) * 1000 for h, at, _ in rows if h in on_topic]
+        return arrived, [ms for _, _, ms in rows], to_topic
+
+    def topic_times(self, history_ids: set[str]) -> dict[str, float]:
+        """When each history row's change event reached ``card_history`` (the CDC
+        producer's timestamp), read back from the start with a throwaway group."""
+        consumer = Consumer(consumer_config(self.settings, f"bench-p5-{uuid.uuid4()}",
+                                            auto_commit=False))
+        consumer.subscribe([cdc_topic("card_history", self.settings.topic_prefix)])
+        found: dict[str, float] = {}
+        deadline = time.monotonic() + 30
+        try:
+            while len(found) < len(history_ids) and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is None or message.error() is not None:
+                    continue
+                raw = message.value()
+                if not raw:
+                    continue
+                after = json.loads(raw).get("after") or {}
+                if after.get("id") in history_ids:
+                    found.setdefault(after["id"], message.timestamp()[1] / 1000)
+        finally:
+            consumer.close()
+        return found
 
 
 async def run(settings: Settings, api: str) -> float:
@@ -267,7 +299,8 @@ async def run(settings: Settings, api: str) -> float:
         load = load_average()
         profile = Path(tempfile.mkdtemp(prefix="ece-p5-profile-"))
         cpu_before = cpu()
-        with py_spy(GROUPS["mint_saga"], profile, "saga", PROFILE_SECONDS):
+        with py_spy(GROUPS["mint_saga"], profile, "saga", PROFILE_SECONDS), \
+                py_spy(GROUPS["chain_transfers"], profile, "transfers", PROFILE_SECONDS):
             result = await bench.mint_all(cards)
             cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
         rate = MINTS / result["seconds"]
@@ -286,8 +319,9 @@ async def run(settings: Settings, api: str) -> float:
               f"({total / result['seconds']:.2f} cores busy), ms per NFT by process: "
               + ", ".join(f"{k} {v * 1000 / MINTS:.0f}"
                           for k, v in sorted(cpu_used.items(), key=lambda kv: -kv[1])))
-        print(f"profile of the saga, first {PROFILE_SECONDS} s of the mint phase ({profile}):")
-        print_profile(profile / "saga.txt")
+        for name, title in (("saga", "the saga"), ("transfers", "the transfer worker")):
+            print(f"profile of {title}, first {PROFILE_SECONDS} s of the mint phase ({profile}):")
+            print_profile(profile / f"{name}.txt")
         single, bundled = await raw_gateway(settings.arweave_url, BUNDLE_ITEMS)
         print(f"raw gateway uploads (same run): {single:.1f} docs/s one transaction each "
               f"(4 in flight), {bundled:.1f} docs/s as one bundle of {BUNDLE_ITEMS} "
@@ -297,12 +331,14 @@ async def run(settings: Settings, api: str) -> float:
         mints = {c: result["mints"][result["nft_of"][c]] for c, _ in cards}
         sold = cards[:SALES]
         await asyncio.sleep(1)
-        latencies, woke = await bench.sales(sold, mints)
+        latencies, woke, to_topic = await bench.sales(sold, mints)
         print(f"sale -> token at the buyer: {len(latencies)} sales at {SALES_PER_SECOND:g}/s, p50 "
               f"{pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms, "
               f"max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms")
         print(f"  sale commit -> transfer claimed by the worker: p50 {pct(woke, 0.5):.0f} ms, "
-              f"p99 {pct(woke, 0.99):.0f} ms")
+              f"p99 {pct(woke, 0.99):.0f} ms; of that, commit -> change event on the topic "
+              f"(CDC): p50 {pct(to_topic, 0.5):.0f} ms, p99 {pct(to_topic, 0.99):.0f} ms "
+              f"({len(to_topic)} events found)")
         return rate
     finally:
         await bench.http.aclose()

@@ -44,5 +44,6 @@ def configure(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Per-request lines of HTTP clients and Alembic's plugin set-up drown the signal.
-    for noisy in ("httpx", "httpcore", "alembic.runtime.plugins"):
+    # httpx2 is the fork solana-py's RPC client uses: a JSON line per chain call otherwise.
+    for noisy in ("httpx", "httpx2", "httpcore", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

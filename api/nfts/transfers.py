@@ -182,8 +182,12 @@ async def record_transfer_failed(session: AsyncSession, step: TransferStep) -> N
     await commit(session)
 
 
-async def cards_out_of_sync(session: AsyncSession, limit: int = 500) -> list[uuid.UUID]:
-    """Minted cards with an ownership change not yet confirmed on chain (the sweep)."""
+async def cards_out_of_sync(
+    session: AsyncSession, limit: int = 500, among: list[uuid.UUID] | None = None
+) -> list[uuid.UUID]:
+    """Minted cards with an ownership change not yet confirmed on chain: all of them
+    (the sweep), or only those ``among`` the given cards (the feed's wake-ups, so a
+    sale of an unminted card or a mint nobody bought meanwhile costs no job)."""
     mint_tx = aliased(NftTransaction)
     anchor = aliased(CardHistory)
     unreplayed = (
@@ -205,6 +209,9 @@ async def cards_out_of_sync(session: AsyncSession, limit: int = 500) -> list[uui
         .join(NftTransaction, NftTransaction.nft_id == Nft.id)
         .where(NftTransaction.kind == "transfer", NftTransaction.status.in_(OPEN_TX_STATUSES))
     )
+    if among is not None:
+        unreplayed = unreplayed.where(Nft.card_id.in_(among))
+        unfinished = unfinished.where(Nft.card_id.in_(among))
     ids = await session.scalars(unreplayed.union(unfinished).limit(limit))
     result = list(ids)
     await session.rollback()

@@ -41,7 +41,7 @@ from api.nfts.runtime.dlq import DeadLetters
 from api.nfts.runtime.feed import feed_and_sweep, parse_uuid
 from api.nfts.runtime.process import crash_point
 from api.nfts.runtime.retry import PayerShort, insufficient_funds, is_transient, with_retries
-from api.nfts.runtime.scheduler import Scheduler
+from api.nfts.runtime.scheduler import Submitter
 from api.users.service import load_custody_secret
 from ece.contracts.topics import cdc_topic
 from ece.settings import Settings
@@ -165,7 +165,7 @@ class ChainTransfers:
 
     # --- wiring -------------------------------------------------------------------
 
-    def on_event(self, scheduler: Scheduler, topic: str, value: dict[str, Any]) -> None:
+    def on_event(self, wakes: Submitter, topic: str, value: dict[str, Any]) -> None:
         after = value.get("after")
         if not isinstance(after, dict):
             return
@@ -183,11 +183,11 @@ class ChainTransfers:
             return
         card_id = parse_uuid(after.get("card_id"))
         if card_id is not None:
-            scheduler.submit(card_id)
+            wakes.submit(card_id)
 
-    async def out_of_sync(self) -> list[uuid.UUID]:
+    async def out_of_sync(self, among: list[uuid.UUID] | None = None) -> list[uuid.UUID]:
         async with self.sessions() as session:
-            return await service.cards_out_of_sync(session)
+            return await service.cards_out_of_sync(session, among=among)
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -200,8 +200,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             settings, stop, name=NAME,
             topics=[cdc_topic(t, settings.topic_prefix) for t in ("card_history", "nfts")],
             on_event=worker.on_event, job=worker.sync_card, unfinished=worker.out_of_sync,
-            dead_letters=worker.dead_letters, concurrency=CONCURRENCY,
-            sweep_seconds=SWEEP_SECONDS,
+            due_among=worker.out_of_sync, dead_letters=worker.dead_letters,
+            concurrency=CONCURRENCY, sweep_seconds=SWEEP_SECONDS,
         )
     finally:
         await worker.close()

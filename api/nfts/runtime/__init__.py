@@ -3,7 +3,8 @@
 * :mod:`.feed` - :class:`ChangeFeed`: CDC topics in a consumer group keyed by the
   broker epoch; events only wake jobs (:func:`feed_and_sweep` runs feed and sweep).
 * :mod:`.scheduler` - :class:`Scheduler` (one job per key, bounded concurrency,
-  re-run on a mid-job poke) and the database sweep.
+  re-run on a mid-job poke), :class:`WakeFilter` (one query per burst of events
+  instead of a job per key) and the database sweep.
 * :mod:`.retry` - which errors are transient or permanent, and :func:`with_retries`.
 * :mod:`.dlq` - :class:`DeadLetters`: failures to the DLQ topic.
 * :mod:`.db` - the worker's engine and :func:`advisory_lock` (one job per key
@@ -26,7 +27,13 @@ from api.nfts.runtime.retry import (
     is_transient,
     with_retries,
 )
-from api.nfts.runtime.scheduler import Scheduler, sleep_or_stop, sweep_loop
+from api.nfts.runtime.scheduler import (
+    Scheduler,
+    Submitter,
+    WakeFilter,
+    sleep_or_stop,
+    sweep_loop,
+)
 
 __all__ = [
     "ChangeFeed",
@@ -35,6 +42,8 @@ __all__ = [
     "PayerShort",
     "RecordingClient",
     "Scheduler",
+    "Submitter",
+    "WakeFilter",
     "advisory_lock",
     "broker_epoch",
     "crash_point",

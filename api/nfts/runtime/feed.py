@@ -21,7 +21,13 @@ import structlog
 from confluent_kafka import Consumer
 
 from api.nfts.runtime.dlq import DeadLetters
-from api.nfts.runtime.scheduler import Scheduler, sleep_or_stop, sweep_loop
+from api.nfts.runtime.scheduler import (
+    Scheduler,
+    Submitter,
+    WakeFilter,
+    sleep_or_stop,
+    sweep_loop,
+)
 from ece import kafka
 from ece.settings import Settings
 
@@ -36,18 +42,22 @@ async def feed_and_sweep(
     *,
     name: str,
     topics: list[str],
-    on_event: Callable[[Scheduler, str, dict[str, Any]], None],
+    on_event: Callable[[Submitter, str, dict[str, Any]], None],
     job: Callable[[uuid.UUID], Awaitable[None]],
     unfinished: Callable[[], Awaitable[list[uuid.UUID]]],
     dead_letters: DeadLetters,
     concurrency: int,
     sweep_seconds: float,
+    due_among: Callable[[list[uuid.UUID]], Awaitable[list[uuid.UUID]]] | None = None,
 ) -> None:
     """The loop both NFT workers share, until ``stop``: the change feed wakes jobs at
     once, the sweep re-submits whatever Postgres says is unfinished (so a missed event
-    only delays work), and in-flight jobs get a short grace period on the way out."""
+    only delays work), and in-flight jobs get a short grace period on the way out.
+    With ``due_among`` (``unfinished`` restricted to some keys), the feed's keys go
+    through a :class:`WakeFilter` first: one query per burst instead of a job per key."""
     scheduler = Scheduler(job, concurrency)
-    feed = ChangeFeed(settings, name, topics, partial(on_event, scheduler), dead_letters)
+    wakes: Submitter = scheduler if due_among is None else WakeFilter(scheduler, due_among)
+    feed = ChangeFeed(settings, name, topics, partial(on_event, wakes), dead_letters)
     tasks = [
         asyncio.create_task(feed.run(stop), name=f"{name}-feed"),
         asyncio.create_task(sweep_loop(stop, name, sweep_seconds, unfinished, scheduler),

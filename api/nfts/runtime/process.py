@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -44,7 +43,6 @@ def run_main(run: Callable[[Settings, asyncio.Event], Awaitable[None]]) -> None:
     from api.core.logs import configure_logging
 
     configure_logging()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per RPC call otherwise
 
     async def main() -> None:
         stop = asyncio.Event()

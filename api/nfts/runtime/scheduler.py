@@ -11,12 +11,19 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
 from ece.retry import backoff_delay
 
 log = structlog.get_logger("api.nfts.runtime")
+
+
+class Submitter(Protocol):
+    """What a worker's event handler hands keys to: a :class:`Scheduler` or a filter."""
+
+    def submit(self, key: uuid.UUID) -> None: ...
 
 
 class Scheduler:
@@ -87,3 +94,42 @@ async def sweep_loop(
             log.warning("sweep_failed", worker=name, error=str(exc), failures=failures)
         await sleep_or_stop(stop, backoff_delay(failures + 1, base=interval, cap=30.0,
                                                 jitter=0.05))
+
+
+class WakeFilter:
+    """Coalesce the feed's wake-ups and submit only the keys that have work.
+
+    Most events need no job (a sale of a card with no NFT, a mint nobody bought
+    meanwhile), yet a job costs a lock and several queries. Keys that arrive while a
+    check runs are checked together next, so a burst of events costs one query per
+    batch. When the check itself fails (Postgres restarting), every key is submitted:
+    the jobs decide, and defer, as they would without the filter.
+    """
+
+    def __init__(
+        self, scheduler: Scheduler, find: Callable[[list[uuid.UUID]], Awaitable[list[uuid.UUID]]],
+        batch: int = 500,
+    ) -> None:
+        self._scheduler = scheduler
+        self._find = find
+        self._batch = batch
+        self._pending: dict[uuid.UUID, None] = {}  # insertion-ordered set
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, key: uuid.UUID) -> None:
+        self._pending[key] = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush(), name="wake-filter")
+
+    async def _flush(self) -> None:
+        while self._pending:
+            keys = list(self._pending)[: self._batch]
+            for key in keys:
+                del self._pending[key]
+            try:
+                due = await self._find(keys)
+            except Exception as exc:  # noqa: BLE001 - let the jobs decide (and defer)
+                log.warning("wake_filter_failed", keys=len(keys), error=str(exc)[:200])
+                due = keys
+            for key in due:
+                self._scheduler.submit(key)
