@@ -121,8 +121,8 @@ class ChainTransfers:
                 )
             signature = await self._send(session, step, mint, sender, to)
         await service.record_transfer(session, step, signature)
-        log.info("nft_transferred", card_id=str(step.card_id), history_id=str(step.history_id),
-                 mint=str(mint), to=str(to), signature=signature)
+        log.info("nft_transfer_recorded", card_id=str(step.card_id),
+                 history_id=str(step.history_id), mint=str(mint), to=str(to), signature=signature)
 
     async def _send(
         self, session: Any, step: service.TransferStep, mint: Pubkey, sender: Pubkey, to: Pubkey
@@ -200,7 +200,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             settings, stop, name=NAME,
             topics=[cdc_topic(t, settings.topic_prefix) for t in ("card_history", "nfts")],
             on_event=worker.on_event, job=worker.sync_card, unfinished=worker.out_of_sync,
-            due_among=worker.out_of_sync, dead_letters=worker.dead_letters,
+            dead_letters=worker.dead_letters,
             concurrency=CONCURRENCY, sweep_seconds=SWEEP_SECONDS,
         )
     finally:

@@ -31,8 +31,7 @@ def run_filter(find_results: list[object], keys: list[uuid.UUID]) -> tuple[list[
         wakes = WakeFilter(scheduler, find, batch=3)
         for key in keys:
             wakes.submit(key)
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await wakes.settle()  # what shutdown does: the check finishes, then jobs drain
         await scheduler.drain(1.0)
 
     asyncio.run(main())

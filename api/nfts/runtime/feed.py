@@ -44,27 +44,29 @@ async def feed_and_sweep(
     topics: list[str],
     on_event: Callable[[Submitter, str, dict[str, Any]], None],
     job: Callable[[uuid.UUID], Awaitable[None]],
-    unfinished: Callable[[], Awaitable[list[uuid.UUID]]],
+    unfinished: Callable[[list[uuid.UUID] | None], Awaitable[list[uuid.UUID]]],
     dead_letters: DeadLetters,
     concurrency: int,
     sweep_seconds: float,
-    due_among: Callable[[list[uuid.UUID]], Awaitable[list[uuid.UUID]]] | None = None,
 ) -> None:
     """The loop both NFT workers share, until ``stop``: the change feed wakes jobs at
     once, the sweep re-submits whatever Postgres says is unfinished (so a missed event
     only delays work), and in-flight jobs get a short grace period on the way out.
-    With ``due_among`` (``unfinished`` restricted to some keys), the feed's keys go
-    through a :class:`WakeFilter` first: one query per burst instead of a job per key."""
+
+    ``unfinished(None)`` is the sweep's question (every key with work);
+    ``unfinished(keys)`` is the same question restricted to the feed's keys, asked by a
+    :class:`WakeFilter`: one query per burst of events instead of a job per key."""
     scheduler = Scheduler(job, concurrency)
-    wakes: Submitter = scheduler if due_among is None else WakeFilter(scheduler, due_among)
+    wakes = WakeFilter(scheduler, unfinished)
     feed = ChangeFeed(settings, name, topics, partial(on_event, wakes), dead_letters)
     tasks = [
         asyncio.create_task(feed.run(stop), name=f"{name}-feed"),
-        asyncio.create_task(sweep_loop(stop, name, sweep_seconds, unfinished, scheduler),
-                            name=f"{name}-sweep"),
+        asyncio.create_task(sweep_loop(stop, name, sweep_seconds, partial(unfinished, None),
+                                       scheduler), name=f"{name}-sweep"),
     ]
     await stop.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await wakes.settle()  # a check in flight may still submit jobs: let it, then drain
     await scheduler.drain(10.0)
 
 

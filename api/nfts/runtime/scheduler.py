@@ -133,3 +133,8 @@ class WakeFilter:
                 due = keys
             for key in due:
                 self._scheduler.submit(key)
+
+    async def settle(self) -> None:
+        """Wait for a check in flight (on shutdown, before the scheduler drains)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
