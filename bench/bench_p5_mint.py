@@ -300,7 +300,8 @@ async def run(settings: Settings, api: str) -> float:
         profile = Path(tempfile.mkdtemp(prefix="ece-p5-profile-"))
         cpu_before = cpu()
         with py_spy(GROUPS["mint_saga"], profile, "saga", PROFILE_SECONDS), \
-                py_spy(GROUPS["chain_transfers"], profile, "transfers", PROFILE_SECONDS):
+                py_spy(GROUPS["chain_transfers"], profile, "transfers", PROFILE_SECONDS), \
+                py_spy(GROUPS["api"], profile, "api", PROFILE_SECONDS):
             result = await bench.mint_all(cards)
             cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
         rate = MINTS / result["seconds"]
@@ -319,7 +320,8 @@ async def run(settings: Settings, api: str) -> float:
               f"({total / result['seconds']:.2f} cores busy), ms per NFT by process: "
               + ", ".join(f"{k} {v * 1000 / MINTS:.0f}"
                           for k, v in sorted(cpu_used.items(), key=lambda kv: -kv[1])))
-        for name, title in (("saga", "the saga"), ("transfers", "the transfer worker")):
+        for name, title in (("saga", "the saga"), ("transfers", "the transfer worker"),
+                            ("api", "the API")):
             print(f"profile of {title}, first {PROFILE_SECONDS} s of the mint phase ({profile}):")
             print_profile(profile / f"{name}.txt")
         single, bundled = await raw_gateway(settings.arweave_url, BUNDLE_ITEMS)
@@ -331,7 +333,10 @@ async def run(settings: Settings, api: str) -> float:
         mints = {c: result["mints"][result["nft_of"][c]] for c, _ in cards}
         sold = cards[:SALES]
         await asyncio.sleep(1)
-        latencies, woke, to_topic = await bench.sales(sold, mints)
+        cpu_before = cpu()
+        with py_spy(GROUPS["chain_transfers"], profile, "transfers-sales", PROFILE_SECONDS):
+            latencies, woke, to_topic = await bench.sales(sold, mints)
+            cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
         print(f"sale -> token at the buyer: {len(latencies)} sales at {SALES_PER_SECOND:g}/s, p50 "
               f"{pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms, "
               f"max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms")
@@ -339,6 +344,11 @@ async def run(settings: Settings, api: str) -> float:
               f"p99 {pct(woke, 0.99):.0f} ms; of that, commit -> change event on the topic "
               f"(CDC): p50 {pct(to_topic, 0.5):.0f} ms, p99 {pct(to_topic, 0.99):.0f} ms "
               f"({len(to_topic)} events found)")
+        print("  CPU per sale by process (ms; sale, CDC, transfer, chain): " + ", ".join(
+            f"{k} {v * 1000 / len(sold):.0f}" for k, v in sorted(cpu_used.items(),
+                                                             key=lambda kv: -kv[1])))
+        print(f"profile of the transfer worker, first {PROFILE_SECONDS} s of the sales:")
+        print_profile(profile / "transfers-sales.txt")
         return rate
     finally:
         await bench.http.aclose()

@@ -7,11 +7,23 @@ Like the saga steps, each function is one short transaction committed through
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, tuple_, update
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -42,23 +54,49 @@ class TransferStep:
     signature: str | None
 
 
-def _after_anchor(anchor: tuple[Any, Any] | None) -> Any:
-    """History rows that happened after the owner the token was minted to."""
-    if anchor is None:
-        return True
-    return tuple_(CardHistory.at, CardHistory.id) > tuple_(*anchor)
+# Built once: a transfer job asks these for every card it handles, and building the ORM
+# statements (and their cache keys) cost more of the worker's CPU than running them.
+_sender, _recipient = aliased(User), aliased(User)
+_PARTIES = (
+    select(CardHistory, _sender.custody_address, _recipient.custody_address)
+    .join(_sender, _sender.id == CardHistory.from_user_id)
+    .join(_recipient, _recipient.id == CardHistory.to_user_id)
+)
+_MINTED_NFT = select(Nft).where(Nft.card_id == bindparam("card_id"), Nft.status == "minted")
+_OPEN_TRANSFER = (
+    select(NftTransaction)
+    .where(
+        NftTransaction.nft_id == bindparam("nft_id"),
+        NftTransaction.kind == "transfer",
+        NftTransaction.status.in_((*OPEN_TX_STATUSES, "failed")),
+    )
+    .order_by(NftTransaction.created_at)
+    .limit(1)
+)
+_HISTORY_ROW = _PARTIES.where(CardHistory.id == bindparam("history_id"))
+_MINT_ANCHOR = (  # (at, id) of the history row the mint went to
+    select(CardHistory.at, CardHistory.id)
+    .join(NftTransaction, NftTransaction.card_history_id == CardHistory.id)
+    .where(NftTransaction.nft_id == bindparam("nft_id"), NftTransaction.kind == "mint")
+)
 
 
-async def _anchor(session: AsyncSession, nft_id: uuid.UUID) -> tuple[Any, Any] | None:
-    """(at, id) of the history row the mint went to; later rows are transfers to replay."""
-    row = (
-        await session.execute(
-            select(CardHistory.at, CardHistory.id)
-            .join(NftTransaction, NftTransaction.card_history_id == CardHistory.id)
-            .where(NftTransaction.nft_id == nft_id, NftTransaction.kind == "mint")
-        )
-    ).first()
-    return (row.at, row.id) if row is not None else None
+def _candidates(after_anchor: bool) -> Select[CardHistory, str | None, str | None]:
+    """Unclaimed ownership changes of a card, oldest first; with ``after_anchor``, only
+    those after the owner the token was minted to (bound as ``anchor_at``/``anchor_id``)."""
+    query = _PARTIES.where(
+        CardHistory.card_id == bindparam("card_id"),
+        CardHistory.reason.in_(TRANSFER_REASONS),
+        ~exists().where(NftTransaction.card_history_id == CardHistory.id),
+    )
+    if after_anchor:
+        query = query.where(tuple_(CardHistory.at, CardHistory.id)
+                            > tuple_(bindparam("anchor_at", type_=CardHistory.at.type),
+                                     bindparam("anchor_id", type_=CardHistory.id.type)))
+    return query.order_by(CardHistory.at, CardHistory.id).limit(50)
+
+
+_CANDIDATES = {True: _candidates(True), False: _candidates(False)}
 
 
 async def next_transfer(session: AsyncSession, card_id: uuid.UUID) -> TransferStep | None:
@@ -73,47 +111,24 @@ async def next_transfer(session: AsyncSession, card_id: uuid.UUID) -> TransferSt
     blocks the card (the token is not where later rows expect it); it is reported
     on the DLQ and by reconciliation, never skipped.
     """
-    nft = await session.scalar(select(Nft).where(Nft.card_id == card_id, Nft.status == "minted"))
+    nft = await session.scalar(_MINTED_NFT, {"card_id": card_id})
     if nft is None or nft.mint_address is None:
         await session.rollback()
         return None
-    sender, recipient = aliased(User), aliased(User)
-    base = (
-        select(CardHistory, sender.custody_address, recipient.custody_address)
-        .join(sender, sender.id == CardHistory.from_user_id)
-        .join(recipient, recipient.id == CardHistory.to_user_id)
-    )
-    open_tx = await session.scalar(
-        select(NftTransaction)
-        .where(
-            NftTransaction.nft_id == nft.id,
-            NftTransaction.kind == "transfer",
-            NftTransaction.status.in_((*OPEN_TX_STATUSES, "failed")),
-        )
-        .order_by(NftTransaction.created_at)
-        .limit(1)
-    )
+    open_tx = await session.scalar(_OPEN_TRANSFER, {"nft_id": nft.id})
     if open_tx is not None:
         if open_tx.status == "failed" or open_tx.card_history_id is None:
             await session.rollback()
             return None
-        row = (await session.execute(base.where(CardHistory.id == open_tx.card_history_id))).one()
+        row = (await session.execute(_HISTORY_ROW, {"history_id": open_tx.card_history_id})).one()
         step = _step(nft, open_tx, row[0])
         await session.rollback()
         return step
-    anchor = await _anchor(session, nft.id)
-    candidates = (
-        await session.execute(
-            base.where(
-                CardHistory.card_id == card_id,
-                CardHistory.reason.in_(TRANSFER_REASONS),
-                _after_anchor(anchor),
-                ~exists().where(NftTransaction.card_history_id == CardHistory.id),
-            )
-            .order_by(CardHistory.at, CardHistory.id)
-            .limit(50)
-        )
-    ).all()
+    anchor = (await session.execute(_MINT_ANCHOR, {"nft_id": nft.id})).first()
+    params: dict[str, Any] = {"card_id": card_id}
+    if anchor is not None:
+        params.update(anchor_at=anchor.at, anchor_id=anchor.id)
+    candidates = (await session.execute(_CANDIDATES[anchor is not None], params)).all()
     if not candidates:
         await session.rollback()
         return None
@@ -188,6 +203,20 @@ async def cards_out_of_sync(
     """Minted cards with an ownership change not yet confirmed on chain: all of them
     (the sweep), or only those ``among`` the given cards (the feed's wake-ups, so a
     sale of an unminted card or a mint nobody bought meanwhile costs no job)."""
+    statement = _out_of_sync_statement(among is not None)
+    params: dict[str, Any] = {"limit": limit}
+    if among is not None:
+        params["among"] = among
+    ids = await session.scalars(statement, params)
+    result = list(ids)
+    await session.rollback()
+    return result
+
+
+@functools.cache
+def _out_of_sync_statement(filtered: bool) -> CompoundSelect:
+    """The query of :func:`cards_out_of_sync`, built once: the sweep and every burst of
+    wake-ups ask it, and building the ORM statement cost more CPU than running it."""
     mint_tx = aliased(NftTransaction)
     anchor = aliased(CardHistory)
     unreplayed = (
@@ -209,13 +238,11 @@ async def cards_out_of_sync(
         .join(NftTransaction, NftTransaction.nft_id == Nft.id)
         .where(NftTransaction.kind == "transfer", NftTransaction.status.in_(OPEN_TX_STATUSES))
     )
-    if among is not None:
+    if filtered:
+        among: BindParameter[list[uuid.UUID]] = bindparam("among", expanding=True)
         unreplayed = unreplayed.where(Nft.card_id.in_(among))
         unfinished = unfinished.where(Nft.card_id.in_(among))
-    ids = await session.scalars(unreplayed.union(unfinished).limit(limit))
-    result = list(ids)
-    await session.rollback()
-    return result
+    return unreplayed.union(unfinished).limit(bindparam("limit"))
 
 
 async def card_of_nft(session: AsyncSession, nft_id: uuid.UUID) -> uuid.UUID | None:

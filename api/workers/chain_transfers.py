@@ -110,7 +110,7 @@ class ChainTransfers:
     async def _apply(self, session: Any, step: service.TransferStep) -> None:
         mint, to = Pubkey.from_string(step.mint_address), Pubkey.from_string(step.to_address)
         sender = Pubkey.from_string(step.from_address)
-        state = await find_mint(self.solana, mint, to)
+        state = await find_mint(self.solana, mint, to, sender)  # one call either way
         if state is None:
             raise TransferBlocked(f"mint {mint} does not exist on chain")
         signature = step.signature

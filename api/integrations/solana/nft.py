@@ -213,22 +213,23 @@ async def _largest_holder(client: AsyncClient, mint: Pubkey) -> tuple[Pubkey | N
 
 
 async def find_mint(
-    client: AsyncClient, mint: Pubkey, expected_owner: Pubkey | None = None
+    client: AsyncClient, mint: Pubkey, *expected_owners: Pubkey
 ) -> MintState | None:
     """The mint's on-chain state, or None when it does not exist (not minted yet).
 
-    With ``expected_owner`` the holder is checked with a single getMultipleAccounts
-    (mint + that owner's ATA); otherwise, or when the token moved elsewhere, the
-    holder is found with getTokenLargestAccounts (available on every RPC).
+    With ``expected_owners`` the holder is looked for with a single getMultipleAccounts
+    (the mint plus each candidate's ATA: a transfer passes the recipient *and* the
+    sender, so either answer costs one call); otherwise, or when the token is
+    elsewhere, the holder is found with getTokenLargestAccounts (on every RPC).
     """
-    keys = [mint]
-    if expected_owner is not None:
-        keys.append(t22.associated_token_address(expected_owner, mint))
-    accounts = await _multiple(client, keys)
+    atas = [t22.associated_token_address(owner, mint) for owner in expected_owners]
+    accounts = await _multiple(client, [mint, *atas])
     if accounts[0] is None:
         return None
-    if expected_owner is not None and _holds(accounts[1], mint) is not None:
-        return _mint_state(mint, accounts[0], _holds(accounts[1], mint), keys[1])
+    for ata, account in zip(atas, accounts[1:], strict=True):
+        holder = _holds(account, mint)
+        if holder is not None:
+            return _mint_state(mint, accounts[0], holder, ata)
     holder, token_account = await _largest_holder(client, mint)
     return _mint_state(mint, accounts[0], holder, token_account)
 
@@ -237,7 +238,7 @@ async def onchain_owner(
     client: AsyncClient, mint: Pubkey, expected_owner: Pubkey | None = None
 ) -> tuple[Pubkey | None, int]:
     """(wallet holding the NFT or None, supply) for reconciliation; (None, 0) if no mint."""
-    state = await find_mint(client, mint, expected_owner)
+    state = await find_mint(client, mint, *([expected_owner] if expected_owner is not None else []))
     return (None, 0) if state is None else (state.holder, state.supply)
 
 
