@@ -52,6 +52,10 @@ class TransferStep:
     to_address: str
     status: str
     signature: str | None
+    # Whether another change may be waiting behind this one: False only when this was
+    # the card's sole unclaimed change. A change committed after that read wakes the
+    # card again (its CDC event, else the sweep), so the job need not look once more.
+    more: bool = True
 
 
 # Built once: a transfer job asks these for every card it handles, and building the ORM
@@ -154,10 +158,12 @@ async def next_transfer(session: AsyncSession, card_id: uuid.UUID) -> TransferSt
     await commit(session)
     if inserted is None:  # another worker claimed it a moment ago: read theirs next time
         return await next_transfer(session, card_id)
-    return _step(nft, inserted, history)
+    return _step(nft, inserted, history, more=len(candidates) > 1)
 
 
-def _step(nft: Nft, tx: NftTransaction, history: CardHistory) -> TransferStep:
+def _step(
+    nft: Nft, tx: NftTransaction, history: CardHistory, *, more: bool = True
+) -> TransferStep:
     assert nft.mint_address is not None and history.from_user_id is not None
     assert tx.from_address is not None
     return TransferStep(
@@ -171,6 +177,7 @@ def _step(nft: Nft, tx: NftTransaction, history: CardHistory) -> TransferStep:
         to_address=tx.to_address,
         status=tx.status,
         signature=tx.signature,
+        more=more,
     )
 
 

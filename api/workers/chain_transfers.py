@@ -97,6 +97,8 @@ class ChainTransfers:
                 async with self.sessions() as session:
                     while (step := await service.next_transfer(session, card_id)) is not None:
                         await self._apply(session, step)
+                        if not step.more:
+                            break
 
             try:
                 await with_retries(self.stop, f"card {card_id}", drain,
@@ -133,7 +135,7 @@ class ChainTransfers:
             raise TransferBlocked(f"custody key of {step.from_user_id} is not {sender}")
         await self.payer_guard.ensure(self.solana)
         try:
-            with recording(partial(self._signed, step.tx_id)):
+            with recording(partial(service.record_signature, session, step.tx_id)):
                 signature: str | None = str(
                     await transfer_nft(self.solana, self.payer, owner, to, mint)
                 )
@@ -147,10 +149,6 @@ class ChainTransfers:
             signature = None  # the recorded one
         crash_point("after_transfer_send", step.card_id)
         return signature
-
-    async def _signed(self, tx_id: uuid.UUID, signature: str) -> None:
-        async with self.sessions() as session:
-            await service.record_signature(session, tx_id, signature)
 
     async def _fail(self, step: service.TransferStep, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"
