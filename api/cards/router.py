@@ -108,9 +108,19 @@ async def get_card(
     cache: Cache,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Public and hot: a cache hit sends the stored JSON bytes (no session, no parse)."""
+    """Public and hot: a cache hit sends the stored JSON bytes (no session, no parse).
+    Most hits never get here: :mod:`api.cards.fast_read` answers them before routing,
+    with :func:`card_response`; this route serves misses and whatever that skips."""
     body, version = await service.read_card_json(cache, card_id)
-    card_tag = etag.tag(card_id, version)  # ece.contracts.card_cache.etag
+    return card_response(card_id, body, version, if_none_match)
+
+
+def card_response(
+    card_id: uuid.UUID, body: bytes, version: int, if_none_match: str | None
+) -> Response:
+    """The card document's answer: 200 with its bytes and ETag, or 304 when the client
+    already holds this version (the tag is ``ece.contracts.card_cache.etag``)."""
+    card_tag = etag.tag(card_id, version)
     if etag.matches(if_none_match, card_tag):
         return etag.not_modified(card_tag)
     return etag.tagged(Response(body, media_type="application/json"), card_tag)

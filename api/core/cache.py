@@ -63,16 +63,18 @@ class CardCache:
         self.ttl = ttl_seconds
         self._set_if_newer = redis.register_script(card_cache.SET_IF_NEWER_LUA)
 
-    async def _entry(self, card_id: str) -> bytes | None:
-        """The raw cached entry (None on a miss or when Redis is unreachable)."""
+    async def _entry(self, card_id: str, *, count_miss: bool = True) -> bytes | None:
+        """The raw cached entry (None on a miss or when Redis is unreachable). A caller
+        that hands a miss on to one that looks again passes ``count_miss=False``, so
+        each request's miss is counted once."""
         try:
             raw: bytes | None = await self.redis.get(card_cache.document_key(card_id))
         except RedisError as exc:
             log.warning("card_cache_get_failed", card_id=card_id, error=str(exc))
-            cache_miss("card")
-            return None
+            raw = None
         if raw is None:
-            cache_miss("card")
+            if count_miss:
+                cache_miss("card")
             return None
         cache_hit("card")
         return raw
@@ -81,9 +83,9 @@ class CardCache:
         raw = await self._entry(card_id)
         return None if raw is None else card_cache.decode_entry(raw)
 
-    async def get_json(self, card_id: str) -> tuple[bytes, int] | None:
+    async def get_json(self, card_id: str, *, count_miss: bool = True) -> tuple[bytes, int] | None:
         """The cached document as JSON bytes (:func:`split_entry`) and its version."""
-        raw = await self._entry(card_id)
+        raw = await self._entry(card_id, count_miss=count_miss)
         return None if raw is None else split_entry(raw)
 
     async def put(self, document: dict[str, Any], version: int) -> bool:

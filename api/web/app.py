@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auctions.router import router as auctions_router
 from api.audit.router import router as audit_router
 from api.auth.router import router as auth_router
+from api.cards.fast_read import CachedCardReads
 from api.cards.images import router as card_images_router
 from api.cards.router import router as cards_router
 from api.cards.valuations import router as valuations_router
@@ -263,7 +264,9 @@ def create_app() -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     _install_live_page(app)
 
-    # Last added = outermost: the request id wraps everything, gzip sits innermost.
+    # Last added = outermost: the request id wraps everything; innermost, cached card
+    # reads are answered before routing (api.cards.fast_read), inside gzip.
+    app.add_middleware(CachedCardReads, prefix=API_PREFIX)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(DefaultCacheControl)  # credentialed answers: private, no-store
     app.add_middleware(BodyLimitMiddleware)  # 413 past 1 MiB (images 5 MiB), while streaming

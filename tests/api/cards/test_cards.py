@@ -268,6 +268,41 @@ async def test_read_through_fills_cache_after_eviction(
     assert await get_redis().get(card_cache.document_key(cid)) is not None
 
 
+def card_misses(text: str) -> float:
+    """The card cache's miss counter in a /metrics answer (absent before the first)."""
+    prefix = 'ece_cache_requests_total{cache="card",result="miss"} '
+    return sum(float(x.removeprefix(prefix)) for x in text.splitlines() if x.startswith(prefix))
+
+
+async def test_a_hit_served_before_routing_is_the_routes_own_answer(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """Hits are answered ahead of the router (api.cards.fast_read); a user must not be
+    able to tell: same bytes, same headers, same 304 rule, each miss counted once."""
+    from api.core.cache import get_redis
+
+    card = await create(client, admin)
+    cid = card["id"]
+    await get_redis().delete(card_cache.document_key(cid))
+    misses = card_misses((await client.get("http://test/metrics")).text)
+    by_router = await client.get(f"/cards/{cid}")  # a miss: the route reads through
+    assert card_misses((await client.get("http://test/metrics")).text) == misses + 1
+    from_cache = await client.get(f"/cards/{cid}")  # a hit
+    assert card_misses((await client.get("http://test/metrics")).text) == misses + 1
+    assert from_cache.status_code == by_router.status_code == 200
+    assert from_cache.content == by_router.content and from_cache.json() == card
+    for header in ("etag", "cache-control", "content-type", "content-length"):
+        assert from_cache.headers[header] == by_router.headers[header], header
+    assert from_cache.headers["x-request-id"]  # the outer middlewares still ran
+    tag = from_cache.headers["etag"]
+    r304 = await client.get(f"/cards/{cid}", headers={"If-None-Match": tag})
+    assert r304.status_code == 304 and r304.content == b"" and r304.headers["etag"] == tag
+    upper = await client.get(f"/cards/{cid.upper()}")  # not canonical: the router answers
+    assert upper.status_code == 200 and upper.content == by_router.content
+    missing = await client.get(f"/cards/{uuid.uuid4()}")
+    assert_problem(missing, 404, "not_found")
+
+
 async def test_list_filters(client: httpx.AsyncClient, admin: Account, user: Account) -> None:
     set_name = unique("set")
     await create(client, admin, set_name=set_name, name="Fire Drake", rarity="epic")
