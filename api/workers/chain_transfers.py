@@ -86,7 +86,9 @@ class ChainTransfers:
     # --- one card -----------------------------------------------------------------
 
     async def sync_card(self, card_id: uuid.UUID) -> None:
-        """Replay every pending ownership change of ``card_id`` on chain, oldest first."""
+        """Replay the pending ownership changes of ``card_id`` on chain, oldest first.
+        It stops after the card's sole unclaimed change (``step.more``): one committed
+        meanwhile wakes the card again, through its change event or the sweep."""
         async with advisory_lock(self.engine, LOCK_NAMESPACE, card_id) as mine:
             if not mine:
                 return
