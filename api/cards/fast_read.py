@@ -7,8 +7,10 @@ took more CPU than the hit itself. This pure-ASGI layer sits inside every other
 middleware (request id and access log, metrics, rate limits, body limit, cache
 policy, gzip all still apply) and answers hits from Redis with the route's own
 :func:`api.cards.router.card_response`, so the bytes and headers are the same.
-Anything else (a miss, a malformed id, another method) goes to the router untouched,
-where :func:`api.cards.router.get_card` reads through and fills the cache.
+Anything else (a miss, a malformed id, another method) goes to the router, where
+:func:`api.cards.router.get_card` reads through and fills the cache; after a miss
+here it goes straight to the database (``CACHE_ASKED``), so a miss costs one Redis
+read, and one warning when Redis is down.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.cards.router import card_response, get_card, router
+from api.cards.router import CACHE_ASKED, card_response, get_card, router
 from api.core.cache import get_card_cache
 
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -48,11 +50,12 @@ class CachedCardReads:
         )
         if match is not None:
             card_id = match.group(1)
-            cached = await get_card_cache().get_json(card_id, count_miss=False)
+            cached = await get_card_cache().get_json(card_id)
             if cached is not None:
                 scope["route"] = self.route
                 response = card_response(uuid.UUID(card_id), *cached,
                                          Headers(scope=scope).get("if-none-match"))
                 await response(scope, receive, send)
                 return
+            scope[CACHE_ASKED] = True
         await self.app(scope, receive, send)

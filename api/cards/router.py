@@ -4,7 +4,7 @@ row version (the same one Flink writes), honouring ``If-None-Match`` with 304.""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.auth.deps import AdminUser
 from api.cards import service
@@ -26,6 +26,9 @@ from api.core.uow import UowDep
 from api.web.deps import Cache, Cursor, Limit, UserCtx
 
 router = APIRouter(prefix="/cards", tags=["cards"])
+
+CACHE_ASKED = "ece.card_cache_asked"
+"""Scope key set by :mod:`api.cards.fast_read` when it already asked the cache."""
 
 
 def _card_response(
@@ -106,12 +109,15 @@ async def list_cards(
 async def get_card(
     card_id: uuid.UUID,
     cache: Cache,
+    request: Request,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Public and hot: a cache hit sends the stored JSON bytes (no session, no parse).
     Most hits never get here: :mod:`api.cards.fast_read` answers them before routing,
     with :func:`card_response`; this route serves misses and whatever that skips."""
-    body, version = await service.read_card_json(cache, card_id)
+    body, version = await service.read_card_json(
+        cache, card_id, cache_asked=request.scope.get(CACHE_ASKED, False)
+    )
     return card_response(card_id, body, version, if_none_match)
 
 

@@ -91,11 +91,14 @@ async def update_card(
     return card
 
 
-async def read_card_json(cache: CardCache, card_id: uuid.UUID) -> tuple[bytes, int]:
+async def read_card_json(
+    cache: CardCache, card_id: uuid.UUID, *, cache_asked: bool = False
+) -> tuple[bytes, int]:
     """The card document as JSON bytes and its version: a cache hit is the stored
     bytes as they are, with no database session opened (issue 14, P1); a miss reads
-    the row in a session of its own and fills the cache."""
-    cached = await cache.get_json(str(card_id))
+    the row in a session of its own and fills the cache. ``cache_asked`` means this
+    request already missed the cache, so it is not asked twice."""
+    cached = None if cache_asked else await cache.get_json(str(card_id))
     if cached is not None:
         return cached
     async with get_sessionmaker()() as session:

@@ -30,6 +30,7 @@ async def close_redis() -> None:
     if get_redis.cache_info().currsize:
         await get_redis().aclose()
     get_redis.cache_clear()
+    get_card_cache.cache_clear()
 
 
 # ``ece.contracts.card_cache.encode_entry`` writes ``{"version":N,"card":{...}}``
@@ -63,18 +64,15 @@ class CardCache:
         self.ttl = ttl_seconds
         self._set_if_newer = redis.register_script(card_cache.SET_IF_NEWER_LUA)
 
-    async def _entry(self, card_id: str, *, count_miss: bool = True) -> bytes | None:
-        """The raw cached entry (None on a miss or when Redis is unreachable). A caller
-        that hands a miss on to one that looks again passes ``count_miss=False``, so
-        each request's miss is counted once."""
+    async def _entry(self, card_id: str) -> bytes | None:
+        """The raw cached entry (None on a miss or when Redis is unreachable)."""
         try:
             raw: bytes | None = await self.redis.get(card_cache.document_key(card_id))
         except RedisError as exc:
             log.warning("card_cache_get_failed", card_id=card_id, error=str(exc))
             raw = None
         if raw is None:
-            if count_miss:
-                cache_miss("card")
+            cache_miss("card")
             return None
         cache_hit("card")
         return raw
@@ -83,9 +81,9 @@ class CardCache:
         raw = await self._entry(card_id)
         return None if raw is None else card_cache.decode_entry(raw)
 
-    async def get_json(self, card_id: str, *, count_miss: bool = True) -> tuple[bytes, int] | None:
+    async def get_json(self, card_id: str) -> tuple[bytes, int] | None:
         """The cached document as JSON bytes (:func:`split_entry`) and its version."""
-        raw = await self._entry(card_id, count_miss=count_miss)
+        raw = await self._entry(card_id)
         return None if raw is None else split_entry(raw)
 
     async def put(self, document: dict[str, Any], version: int) -> bool:
@@ -112,5 +110,8 @@ class CardCache:
             log.error("card_cache_invalidate_failed", card_id=document["id"], error=str(exc))
 
 
+@lru_cache
 def get_card_cache() -> CardCache:
+    """One per Redis client: building it registers the CAS script, which is no work
+    to repeat on every request."""
     return CardCache(get_redis(), get_settings().card_cache_ttl_seconds)
