@@ -235,10 +235,11 @@ async def find_mint(
 
 
 async def onchain_owner(
-    client: AsyncClient, mint: Pubkey, expected_owner: Pubkey | None = None
+    client: AsyncClient, mint: Pubkey, *expected_owners: Pubkey
 ) -> tuple[Pubkey | None, int]:
-    """(wallet holding the NFT or None, supply) for reconciliation; (None, 0) if no mint."""
-    state = await find_mint(client, mint, *([expected_owner] if expected_owner is not None else []))
+    """(wallet holding the NFT or None, supply) for reconciliation; (None, 0) if no mint.
+    ``expected_owners`` are checked first, as in :func:`find_mint`."""
+    state = await find_mint(client, mint, *expected_owners)
     return (None, 0) if state is None else (state.holder, state.supply)
 
 
