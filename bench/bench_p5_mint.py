@@ -79,6 +79,17 @@ def cpu() -> dict[str, float]:
     return out
 
 
+def cpu_since(before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds of every part used since ``before`` (a :func:`cpu` reading)."""
+    return {label: used - before.get(label, 0.0) for label, used in cpu().items()}
+
+
+def per_item(used: dict[str, float], items: int) -> str:
+    """``used`` as milliseconds per item by process, the busiest first."""
+    return ", ".join(f"{label} {seconds * 1000 / items:.0f}"
+                     for label, seconds in sorted(used.items(), key=lambda kv: -kv[1]))
+
+
 def start_workers(settings: Settings) -> list[ManagedProcess]:
     procs = []
     for name in ("mint_saga", "chain_transfers"):
@@ -303,7 +314,7 @@ async def run(settings: Settings, api: str) -> float:
                 py_spy(GROUPS["chain_transfers"], profile, "transfers", PROFILE_SECONDS), \
                 py_spy(GROUPS["api"], profile, "api", PROFILE_SECONDS):
             result = await bench.mint_all(cards)
-            cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
+            cpu_used = cpu_since(cpu_before)
         rate = MINTS / result["seconds"]
         print(f"\nend to end: {MINTS} NFTs in {result['seconds']:.1f} s = {rate:.1f} NFTs/s "
               f"({MINT_CONCURRENCY} requests in flight), failed {result['failed']}, "
@@ -318,8 +329,7 @@ async def run(settings: Settings, api: str) -> float:
         total = sum(cpu_used.values())
         print(f"  CPU during the mint phase: {total:.1f} s on {os.cpu_count()} cores "
               f"({total / result['seconds']:.2f} cores busy), ms per NFT by process: "
-              + ", ".join(f"{k} {v * 1000 / MINTS:.0f}"
-                          for k, v in sorted(cpu_used.items(), key=lambda kv: -kv[1])))
+              + per_item(cpu_used, MINTS))
         for name, title in (("saga", "the saga"), ("transfers", "the transfer worker"),
                             ("api", "the API")):
             print(f"profile of {title}, first {PROFILE_SECONDS} s of the mint phase ({profile}):")
@@ -336,7 +346,7 @@ async def run(settings: Settings, api: str) -> float:
         cpu_before = cpu()
         with py_spy(GROUPS["chain_transfers"], profile, "transfers-sales", PROFILE_SECONDS):
             latencies, woke, to_topic = await bench.sales(sold, mints)
-            cpu_used = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
+            cpu_used = cpu_since(cpu_before)
         print(f"sale -> token at the buyer: {len(latencies)} sales at {SALES_PER_SECOND:g}/s, p50 "
               f"{pct(latencies, 0.5):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms, "
               f"max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms")
@@ -344,9 +354,8 @@ async def run(settings: Settings, api: str) -> float:
               f"p99 {pct(woke, 0.99):.0f} ms; of that, commit -> change event on the topic "
               f"(CDC): p50 {pct(to_topic, 0.5):.0f} ms, p99 {pct(to_topic, 0.99):.0f} ms "
               f"({len(to_topic)} events found)")
-        print("  CPU per sale by process (ms; sale, CDC, transfer, chain): " + ", ".join(
-            f"{k} {v * 1000 / len(sold):.0f}" for k, v in sorted(cpu_used.items(),
-                                                             key=lambda kv: -kv[1])))
+        print("  CPU per sale by process (ms; sale, CDC, transfer, chain): "
+              + per_item(cpu_used, len(sold)))
         print(f"profile of the transfer worker, first {PROFILE_SECONDS} s of the sales:")
         print_profile(profile / "transfers-sales.txt")
         return rate
