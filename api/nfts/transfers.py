@@ -7,7 +7,6 @@ Like the saga steps, each function is one short transaction committed through
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -210,7 +209,7 @@ async def cards_out_of_sync(
     """Minted cards with an ownership change not yet confirmed on chain: all of them
     (the sweep), or only those ``among`` the given cards (the feed's wake-ups, so a
     sale of an unminted card or a mint nobody bought meanwhile costs no job)."""
-    statement = _out_of_sync_statement(among is not None)
+    statement = _OUT_OF_SYNC[among is not None]
     params: dict[str, Any] = {"limit": limit}
     if among is not None:
         params["among"] = among
@@ -220,10 +219,10 @@ async def cards_out_of_sync(
     return result
 
 
-@functools.cache
-def _out_of_sync_statement(filtered: bool) -> CompoundSelect:
-    """The query of :func:`cards_out_of_sync`, built once: the sweep and every burst of
-    wake-ups ask it, and building the ORM statement cost more CPU than running it."""
+def _out_of_sync(filtered: bool) -> CompoundSelect:
+    """The query of :func:`cards_out_of_sync` (built once, below: the sweep and every
+    burst of wake-ups ask it, and building the ORM statement cost more CPU than running
+    it); ``filtered`` restricts it to the cards bound as ``among``."""
     mint_tx = aliased(NftTransaction)
     anchor = aliased(CardHistory)
     unreplayed = (
@@ -250,6 +249,9 @@ def _out_of_sync_statement(filtered: bool) -> CompoundSelect:
         unreplayed = unreplayed.where(Nft.card_id.in_(among))
         unfinished = unfinished.where(Nft.card_id.in_(among))
     return unreplayed.union(unfinished).limit(bindparam("limit"))
+
+
+_OUT_OF_SYNC = {True: _out_of_sync(True), False: _out_of_sync(False)}
 
 
 async def card_of_nft(session: AsyncSession, nft_id: uuid.UUID) -> uuid.UUID | None:
