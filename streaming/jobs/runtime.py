@@ -42,11 +42,7 @@ RELAXED_FETCH_WAIT_MS = 500
 class JobOptions:
     """Knobs of one run (CLI flags); everything else comes from :class:`Settings`."""
 
-    # Every sink is at least once and sends as records come (nothing waits for a
-    # checkpoint to become visible), so the interval only bounds how much a restarted job
-    # replays into idempotent consumers. Each checkpoint walks every operator, the Python
-    # ones included: at 1 s that was 5% of a core on an idle platform (issue 14, P6).
-    checkpoint_interval_ms: int = 5000
+    checkpoint_interval_ms: int = 1000
     restore: bool = True
     partition_discovery_ms: int = 2000
     # Submitted to a session cluster by ``flink run``: the cluster's configuration (ports,
