@@ -2,7 +2,7 @@
 
 Every part runs in its own session (``ManagedProcess``: ``start_new_session``), so
 its pid is also its process group id and the group holds what it started: the
-Flink JVM under its Python, uvicorn's worker processes, ``dagster dev``'s webserver
+Flink JVM under its Python, uvicorn's worker processes, Dagster's code server, webserver
 and daemon. Killing only the leader would leave those running, which is not what
 a crashed machine or an OOM kill of the part looks like.
 """

@@ -1,18 +1,18 @@
-"""Dagster (UI + daemon) as a stack part: ``dagster dev -w workspace.yaml``.
+"""Dagster (code server, UI, daemon) as a stack part: :mod:`ops.stack.dagster_services`.
 
 ``DAGSTER_HOME`` lives under ``data/dagster`` (runs, schedules and sensor state
 survive restarts; ``make clean`` removes them). Ready means the webserver answers
 AND the code location loaded: a broken definitions module would otherwise show a
 green part and an error page.
 
-``dagster dev`` is started through this module's ``main`` so that SIGINT and
+The services are started through this module's ``main`` so that SIGINT and
 SIGTERM are back to their default dispositions first: a supervisor started in
 the background (``make up &``, CI) has them ignored, ignored signals survive
-``exec``, and ``dagster dev`` would then never stop on SIGTERM.
+``exec``, and the services would then never stop on SIGTERM.
 
 Surviving a kill -9 of the part mid-run (``dagster.yaml`` below, and ``main``):
 the run workers die with the part's process group, and nothing would ever report
-their runs' end. Before ``dagster dev`` starts again, ``main`` closes the runs whose
+their runs' end. Before the services start again, ``main`` closes the runs whose
 worker is gone (:func:`orchestration.backfill.close_orphaned_runs`); run retries
 then re-execute them from the failure (a crashed run only: a failed step is not
 retried, it is a real failure to look at), so a backfill resumes and completes;
@@ -32,7 +32,7 @@ from ece.settings import REPO_ROOT, Settings, get_settings
 from ops.stack.base import ManagedProcess, Part, PartFailed, wait_until
 
 READY_TIMEOUT_S = 180.0  # webserver + daemon + code location import on a loaded 2-core box
-WORKSPACE = REPO_ROOT / "workspace.yaml"
+DEFINITIONS = "orchestration.definitions"  # its `defs`; workspace.yaml names it too
 INSTANCE_YAML = """\
 # Written by ops.stack.dagster on each start: edit that module, not this file.
 telemetry:
@@ -91,10 +91,10 @@ class Dagster(Part):
         if self.external:
             return
         write_instance(self.settings)
-        argv = [sys.executable, "-m", "ops.stack.dagster", "dev", "-w", str(WORKSPACE),
-                "-h", "127.0.0.1", "-p", str(self.settings.dagster_port)]
-        # SIGINT is what Ctrl-C sends `dagster dev`: it stops webserver, daemon and
-        # code server in order. The group is SIGKILLed after the timeout regardless.
+        argv = [sys.executable, "-m", "ops.stack.dagster", "--module", DEFINITIONS,
+                "--host", "127.0.0.1", "--port", str(self.settings.dagster_port)]
+        # SIGINT is what Ctrl-C sends: every service stops on it. The group is
+        # SIGKILLed after the timeout regardless.
         self.process = ManagedProcess(self.name, argv, self.log_path, cwd=REPO_ROOT,
                                       env=child_environment(self.settings),
                                       stop_signal=signal.SIGINT, stop_timeout=30)
@@ -127,7 +127,7 @@ class Dagster(Part):
         except (httpx.HTTPError, ValueError) as exc:
             return False, f"{self.url}: {exc}"
         if self.process is not None and not self.process.alive:
-            return False, f"{self.url} (dagster dev exited)"
+            return False, f"{self.url} (the Dagster services exited)"
         return True, f"{self.url} (dagster {version})"
 
 
@@ -148,11 +148,14 @@ def close_orphaned_runs(settings: Settings) -> None:
 
 
 def main() -> None:
-    """Restore default signal handling, close orphaned runs, become ``python -m dagster <args>``."""
+    """Restore default signal handling, close orphaned runs, then become
+    ``python -m ops.stack.dagster_services <args>`` (``exec`` also frees the memory the
+    Dagster import took here)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     close_orphaned_runs(get_settings())
-    os.execv(sys.executable, [sys.executable, "-m", "dagster", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "ops.stack.dagster_services",
+                              *sys.argv[1:]])
 
 
 if __name__ == "__main__":

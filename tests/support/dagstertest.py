@@ -1,6 +1,6 @@
 """The Dagster part (UI + daemon) of one test, and the GraphQL calls an operator's UI makes.
 
-A test starts ``dagster dev`` with :class:`ops.stack.dagster.Dagster`, exactly as
+A test starts the Dagster services with :class:`ops.stack.dagster.Dagster`, exactly as
 ``make up`` does, but on a free port and with ``DAGSTER_HOME`` under the test's
 data folder, so its runs, backfills and sensor states are its own. The helpers
 below speak the webserver's GraphQL API, the one the UI's buttons use: stop the
@@ -29,7 +29,7 @@ IN_PROGRESS = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 
 @contextmanager
 def dagster_part(settings: Settings) -> Iterator[Dagster]:
-    """``dagster dev`` for these settings on a free port, stopped (whole group) afterwards."""
+    """The Dagster part for these settings on a free port, stopped (whole group) afterwards."""
     part = Dagster(settings.model_copy(update={"dagster_port": free_port()}))
     try:
         part.start()

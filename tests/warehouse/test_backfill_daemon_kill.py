@@ -3,7 +3,7 @@
 An operator launches a backfill of every gold mart over 31 dates from the UI
 (GraphQL ``launchPartitionBackfill``, what the "Launch backfill" button sends);
 the daemon turns it into one run (single-run backfill policy). While that run is
-half-way, the daemon's process group (the whole ``dagster dev`` part: webserver,
+half-way, the daemon's process group (the whole Dagster part: webserver,
 daemon, code server and the run worker) gets SIGKILL, and the part is started
 again as the supervisor restarts a crashed part. What must hold: the run the
 kill left STARTED is closed as failed, it is retried from the failure inside the

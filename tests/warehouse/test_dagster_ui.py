@@ -2,7 +2,7 @@
 
 The lake is fed three days of market activity. An operator refreshes (``ece
 warehouse refresh --checks``: lands, rebuilds silver and today's gold, runs every
-quality suite), starts the platform's Dagster part (``dagster dev``, UI + daemon)
+quality suite), starts the platform's Dagster part (code server, UI, daemon)
 and backfills three dates (``ece warehouse backfill``), both recorded in the
 instance, then opens the UI in Chromium: the gold group lists the six marts; a
 mart's partitions tab counts every daily partition since 2026-01-01 and shows
