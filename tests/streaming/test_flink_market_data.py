@@ -384,6 +384,22 @@ def _snapshot(hot: redis.Redis) -> dict[str, Any]:
     return out
 
 
+def _settles_to(hot: redis.Redis, expected: dict[str, Any], what: str, timeout: float) -> None:
+    """Wait until the hot set equals ``expected``; on timeout, name the keys that differ."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _snapshot(hot)
+        if found == expected:
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+    shown = {k: {"expected": expected.get(k), "found": found.get(k)} for k in differ[:12]}
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: "
+                         f"{len(differ)} keys differ, first {shown}")
+
+
 def test_a_stopped_or_restarted_writer_stops_vouching_for_the_hot_set(
         flink: Platform, scenario: Scenario, hot: redis.Redis) -> None:
     """While the writer is down or catching up, the API must answer from PostgreSQL: a
@@ -399,7 +415,7 @@ def test_a_stopped_or_restarted_writer_stops_vouching_for_the_hot_set(
     wait(lambda: not hot.exists(md.READY_KEY), "the restarted writer to withdraw it", 120)
     wait(lambda: bool(hot.exists(md.READY_KEY)), "the resumed writer to be ready again", 120)
     # resumed from its checkpoint (absolute commands replayed), not rebuilt or doubled
-    wait(lambda: _snapshot(hot) == before, "the resumed hot set to equal the original", 30)
+    _settles_to(hot, before, "the resumed hot set to equal the original", 30)
 
 
 def test_rebuild_from_the_topics_gives_the_same_hot_set(flink: Platform, scenario: Scenario,
@@ -418,4 +434,4 @@ def test_rebuild_from_the_topics_gives_the_same_hot_set(flink: Platform, scenari
                 say=said.append)
     assert hot.exists(md.READY_KEY)
     assert any("deleted" in line for line in said) and said[-1] == "hot set rebuilt and ready"
-    wait(lambda: _snapshot(hot) == before, "the rebuilt hot set to equal the original", 60)
+    _settles_to(hot, before, "the rebuilt hot set to equal the original", 60)

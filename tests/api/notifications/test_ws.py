@@ -255,19 +255,37 @@ async def test_market_channel_fans_out_activity(
                      "user_id": me.id, "counterparty_id": None, "price_cents": 1234,
                      "reference_id": str(uuid.uuid4()), "set_name": "Alpha",
                      "rarity": "rare", "at": "2026-12-01T11:00:00.123Z"}
-            producer.produce(topic, key=event["card_id"], value=json.dumps(event))
+            producer.produce(topic, key=str(event["card_id"]), value=json.dumps(event))
             producer.flush(5)
-            try:
-                message = await next_of(ws, "market", timeout=1.0)
-                if message["data"]["event_id"] in sent:
-                    seen = message["data"]
-            except TimeoutError:
-                continue
-        assert seen is not None, "no market event reached the socket"
+            # other tests' activity shares the channel: read all of it, not one a round
+            seen = await _market_event_of(ws, sent, within=1.0)
+        assert seen is not None, ("no market event reached the socket; the API's market "
+                                  f"feed logged:\n{_market_feed_log(platform)}")
         assert seen["type"] == "sale" and seen["price_cents"] == 1234
         # Notifications keep flowing on the same socket.
         fresh = produce(settings, me.id)
         assert (await next_of(ws, "notification"))["data"]["id"] == fresh.id
+
+
+async def _market_event_of(ws: ClientConnection, event_ids: set[str], within: float
+                           ) -> dict[str, Any] | None:
+    """The first market event on the socket whose id is one of ``event_ids``, if one
+    comes within ``within`` seconds; every other message is skipped."""
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = json.loads(await asyncio.wait_for(ws.recv(), left))
+        except TimeoutError:
+            return None
+        if message["type"] == "market" and message["data"].get("event_id") in event_ids:
+            return dict(message["data"])
+    return None
+
+
+def _market_feed_log(platform: Any, lines: int = 12) -> str:
+    """The API's last ``market_feed`` log lines: why a feed did not deliver, on failure."""
+    log = platform.part("api").log_path.read_text(errors="replace").splitlines()
+    return "\n".join([line for line in log if "market_feed" in line][-lines:]) or "(nothing)"
 
 
 @asynccontextmanager
@@ -357,7 +375,7 @@ async def test_market_channel_joins_the_stats_topic_created_after_it_started(
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             event = make()
-            producer.produce(topic, key=event["card_id"], value=json.dumps(event))
+            producer.produce(topic, key=str(event["card_id"]), value=json.dumps(event))
             producer.flush(5)
             try:
                 message = await next_of(ws, "market", timeout=1.0)
