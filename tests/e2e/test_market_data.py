@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 
 from ops.stack.supervisor import Platform
 from tests.support import marketcheck
-from tests.support.apitest import Account, register_and_login, relogin, unique
+from tests.support.apitest import Account, create_card, register_and_login, relogin, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -32,11 +32,9 @@ async def _hot(http: httpx.AsyncClient, path: str, ready: Any,
 
 
 async def _card(http: httpx.AsyncClient, admin: Account, owner: Account, set_name: str) -> str:
-    r = await http.post("/cards", headers=admin.auth, json={
-        "name": "Stream Dragon", "set_name": set_name, "number": unique("n")[:10],
-        "rarity": "epic", "owner_id": owner.id})
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
+    card = await create_card(http, admin, name="Stream Dragon", set_name=set_name,
+                             number=unique("n")[:10], rarity="epic", owner_id=owner.id)
+    return str(card["id"])
 
 
 async def test_figures_from_the_stream_equal_postgres(platform: Platform,
@@ -62,9 +60,9 @@ async def test_figures_from_the_stream_equal_postgres(platform: Platform,
         cards = [await _card(http, admin, seller, set_name) for _ in range(4)]
         prices = [1_500, 2_000, 3_000]
         listings = []
-        for card_id, price in zip(cards, prices, strict=False):
+        for card_id, asked in zip(cards, prices, strict=False):
             r = await http.post("/listings", headers=seller.auth,
-                                json={"card_id": card_id, "price_cents": price})
+                                json={"card_id": card_id, "price_cents": asked})
             assert r.status_code == 201, r.text
             listings.append(r.json()["id"])
         r = await http.post("/auctions", headers=seller.auth, json={

@@ -86,3 +86,23 @@ async def relogin(client: httpx.AsyncClient, account: Account) -> Account:
     body = r.json()
     return Account(account.id, account.username, account.email, body["access_token"],
                    body["refresh_token"])
+
+
+def card_body(**overrides: Any) -> dict[str, Any]:
+    """A valid ``POST /cards`` body in a set of its own; ``overrides`` replace fields."""
+    body: dict[str, Any] = {
+        "name": "Azure Dragon",
+        "set_name": unique("set"),
+        "number": "001",
+        "rarity": "rare",
+    }
+    body.update(overrides)
+    return body
+
+
+async def create_card(client: httpx.AsyncClient, admin: Account, **overrides: Any
+                      ) -> dict[str, Any]:
+    """One card issued by ``admin`` through the API (201 asserted); its document."""
+    r = await client.post("/cards", json=card_body(**overrides), headers=admin.auth)
+    assert r.status_code == 201, r.text
+    return dict(r.json())

@@ -11,8 +11,7 @@ from redis.asyncio import Redis
 from api.cards import fast_read
 from api.core.cache import CardCache, get_card_cache
 from ops.stack.base import free_port
-from tests.api.cards.test_cards import create
-from tests.support.apitest import Account
+from tests.support.apitest import Account, create_card
 
 
 class CountedRedis(Redis):
@@ -28,7 +27,7 @@ class CountedRedis(Redis):
 async def test_a_card_read_with_redis_down_asks_it_once_and_answers_from_the_database(
     app: FastAPI, client: httpx.AsyncClient, admin: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     dead = CountedRedis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
     cache = CardCache(dead, 60)
     monkeypatch.setattr(fast_read, "get_card_cache", lambda: cache)

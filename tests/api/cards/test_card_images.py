@@ -15,18 +15,20 @@ from api.cards.images import MAX_IMAGE_BYTES, decode_object
 from api.core.crypto import image_cipher
 from ece.contracts import card_cache
 from ece.settings import Settings
-from tests.support.apitest import Account, Db, assert_problem, register_and_login, unique
+from tests.support.apitest import (
+    Account,
+    Db,
+    assert_problem,
+    create_card,
+    register_and_login,
+)
 from tests.support.imagetest import jpeg, png
 
 MiB = 1024 * 1024
 
 
 async def new_card(client: httpx.AsyncClient, admin: Account, owner: Account) -> dict[str, Any]:
-    body = {"name": "Azure Dragon", "set_name": unique("set"), "number": "7", "rarity": "epic",
-            "owner_id": owner.id}
-    r = await client.post("/cards", json=body, headers=admin.auth)
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await create_card(client, admin, number="7", rarity="epic", owner_id=owner.id)
 
 
 def objects_of(settings: Settings, card_id: str) -> list[Path]:

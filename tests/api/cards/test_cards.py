@@ -8,24 +8,14 @@ import httpx
 import pytest
 
 from ece.contracts import card_cache
-from tests.support.apitest import Account, Db, assert_problem, unique
-
-
-def card_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "Azure Dragon",
-        "set_name": unique("set"),
-        "number": "001",
-        "rarity": "rare",
-    }
-    body.update(overrides)
-    return body
-
-
-async def create(client: httpx.AsyncClient, admin: Account, **overrides: Any) -> dict[str, Any]:
-    r = await client.post("/cards", json=card_body(**overrides), headers=admin.auth)
-    assert r.status_code == 201, r.text
-    return r.json()
+from tests.support.apitest import (
+    Account,
+    Db,
+    assert_problem,
+    card_body,
+    create_card,
+    unique,
+)
 
 
 async def test_create_card_defaults_owner_to_admin_and_records_issue(
@@ -61,7 +51,7 @@ async def test_create_card_defaults_owner_to_admin_and_records_issue(
 async def test_create_card_for_another_owner(
     client: httpx.AsyncClient, admin: Account, user: Account
 ) -> None:
-    card = await create(client, admin, owner_id=user.id)
+    card = await create_card(client, admin, owner_id=user.id)
     assert card["owner_id"] == user.id
     r = await client.get(f"/cards/{card['id']}/history")
     assert r.status_code == 200
@@ -78,7 +68,7 @@ async def test_non_admin_gets_403_and_anonymous_401(
         await client.post("/cards", json=card_body(), headers=user.auth), 403, "forbidden"
     )
     assert_problem(await client.post("/cards", json=card_body()), 401, "unauthorized")
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     after_create = db.counts()
     r = await client.patch(f"/cards/{card['id']}", json={"name": "x"}, headers=user.auth)
     assert_problem(r, 403, "forbidden")
@@ -148,7 +138,7 @@ BAD_PATCH = [
 async def test_patch_bad_input_is_422_and_writes_nothing(
     client: httpx.AsyncClient, admin: Account, db: Db, patch: dict[str, Any]
 ) -> None:
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     before = db.counts()
     r = await client.patch(f"/cards/{card['id']}", json=patch, headers=admin.auth)
     assert_problem(r, 422, "validation_error")
@@ -174,7 +164,7 @@ async def test_bad_uuid_paths_are_422_and_unknown_ids_404(
 async def test_patch_bumps_version_and_readers_never_see_old_version(
     client: httpx.AsyncClient, admin: Account, db: Db
 ) -> None:
-    card = await create(client, admin, attributes={"a": 1})
+    card = await create_card(client, admin, attributes={"a": 1})
     cid = card["id"]
     first = await client.get(f"/cards/{cid}")  # warms the cache with version 1
     assert first.headers["etag"] == card_cache.etag(cid, 1)
@@ -201,7 +191,7 @@ async def test_patch_bumps_version_and_readers_never_see_old_version(
 async def test_concurrent_reads_during_patches_are_monotonic(
     client: httpx.AsyncClient, admin: Account
 ) -> None:
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     cid = card["id"]
     seen: list[int] = []
     done = asyncio.Event()
@@ -227,7 +217,7 @@ async def test_stale_cache_write_is_refused(client: httpx.AsyncClient, admin: Ac
     """A late read-through carrying an old row cannot overwrite a newer cached version."""
     from api.core.cache import get_card_cache
 
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     cid = card["id"]
     r = await client.patch(f"/cards/{cid}", json={"name": "New"}, headers=admin.auth)
     assert r.status_code == 200
@@ -237,7 +227,7 @@ async def test_stale_cache_write_is_refused(client: httpx.AsyncClient, admin: Ac
 
 
 async def test_etag_and_if_none_match(client: httpx.AsyncClient, admin: Account) -> None:
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     cid = card["id"]
     r = await client.get(f"/cards/{cid}")
     tag = r.headers["etag"]
@@ -260,7 +250,7 @@ async def test_read_through_fills_cache_after_eviction(
 ) -> None:
     from api.core.cache import get_redis
 
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     cid = card["id"]
     await get_redis().delete(card_cache.document_key(cid))
     r = await client.get(f"/cards/{cid}")
@@ -281,7 +271,7 @@ async def test_a_hit_served_before_routing_is_the_routes_own_answer(
     able to tell: same bytes, same headers, same 304 rule, each miss counted once."""
     from api.core.cache import get_redis
 
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     cid = card["id"]
     await get_redis().delete(card_cache.document_key(cid))
     misses = card_misses((await client.get("http://test/metrics")).text)
@@ -305,9 +295,9 @@ async def test_a_hit_served_before_routing_is_the_routes_own_answer(
 
 async def test_list_filters(client: httpx.AsyncClient, admin: Account, user: Account) -> None:
     set_name = unique("set")
-    await create(client, admin, set_name=set_name, name="Fire Drake", rarity="epic")
-    await create(client, admin, set_name=set_name, name="Water 50% Sprite", rarity="common")
-    await create(
+    await create_card(client, admin, set_name=set_name, name="Fire Drake", rarity="epic")
+    await create_card(client, admin, set_name=set_name, name="Water 50% Sprite", rarity="common")
+    await create_card(
         client, admin, set_name=set_name, name="Fire_Ant", rarity="common", owner_id=user.id
     )
 
@@ -342,7 +332,7 @@ async def test_cursor_pagination_is_stable_under_inserts(
 ) -> None:
     set_name = unique("set")
     created = [
-        (await create(client, admin, set_name=set_name, number=str(i)))["id"] for i in range(7)
+        (await create_card(client, admin, set_name=set_name, number=str(i)))["id"] for i in range(7)
     ]
     seen: list[str] = []
     cursor = None
@@ -359,7 +349,7 @@ async def test_cursor_pagination_is_stable_under_inserts(
         pages += 1
         if pages == 1:  # inserts between pages must not shift what follows
             for i in range(3):
-                await create(client, admin, set_name=set_name, number=f"late{i}")
+                await create_card(client, admin, set_name=set_name, number=f"late{i}")
         if cursor is None:
             break
     assert seen == list(reversed(created))  # newest first, each exactly once
@@ -375,7 +365,7 @@ async def test_default_limit_is_50(client: httpx.AsyncClient) -> None:
 
 
 async def test_history_pagination(client: httpx.AsyncClient, admin: Account) -> None:
-    card = await create(client, admin)
+    card = await create_card(client, admin)
     r = await client.get(f"/cards/{card['id']}/history", params={"limit": 1})
     assert r.status_code == 200
     assert len(r.json()["items"]) == 1 and r.json()["next_cursor"] is None

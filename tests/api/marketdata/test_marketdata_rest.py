@@ -17,18 +17,16 @@ from redis.asyncio import Redis
 
 from api.core.db import get_sessionmaker
 from api.marketdata import service
-from tests.support.apitest import Account, Db, assert_problem, register_and_login
+from tests.support.apitest import Account, Db, assert_problem, create_card, register_and_login
 from tests.support.marketcheck import answer
 from tests.support.markettest import fund, list_card
 
 
 async def _card(client: httpx.AsyncClient, admin: Account, owner: Account, set_name: str,
                 rarity: str = "rare") -> str:
-    r = await client.post("/cards", headers=admin.auth, json={
-        "name": "Mox Pearl", "set_name": set_name, "number": uuid.uuid4().hex[:6],
-        "rarity": rarity, "owner_id": owner.id})
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
+    card = await create_card(client, admin, name="Mox Pearl", set_name=set_name,
+                             number=uuid.uuid4().hex[:6], rarity=rarity, owner_id=owner.id)
+    return str(card["id"])
 
 
 @pytest.fixture
