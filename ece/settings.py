@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     kafka_metadata_refresh_ms: int = Field(
         5000, description="how soon a consumer sees a topic created after it subscribed"
     )
-    kafka_fetch_wait_max_ms: int = Field(50, description="low latency for wake-up consumers")
+    kafka_fetch_wait_max_ms: int = Field(100, description="an idle fetch's wait (data: at once)")
     flink_rest_url: str | None = Field(
         None, description="an external Flink's REST API (set: no local Flink is started)"
     )

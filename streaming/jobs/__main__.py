@@ -37,8 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pipelines", default=",".join(registry.PIPELINES),
                         help="comma-separated pipelines to run (default: all: %(default)s)")
     parser.add_argument("--list", action="store_true", help="list the pipelines and exit")
-    parser.add_argument("--checkpoint-interval-ms", type=int, default=1000,
-                        help="checkpoint (and Kafka offset commit) interval")
+    parser.add_argument("--checkpoint-interval-ms", type=int,
+                        default=JobOptions.checkpoint_interval_ms,
+                        help="checkpoint (and Kafka offset commit) interval (default: "
+                             "%(default)s)")
     parser.add_argument("--no-restore", action="store_true",
                         help="ignore retained checkpoints; start from committed offsets")
     parser.add_argument("--on-cluster", action="store_true",

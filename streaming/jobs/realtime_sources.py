@@ -23,7 +23,7 @@ from typing import Any
 
 from ece.contracts.change_event import MalformedEvent
 from streaming.jobs.cdc_rows import parse
-from streaming.jobs.runtime import JobContext
+from streaming.jobs.runtime import ACTIVITY_FETCH_WAIT_MS, JobContext
 
 TAGGED_FIELDS = ["key", "table", "raw", "name"]
 # Tables whose malformed messages another pipeline already reports: one bad message
@@ -92,7 +92,8 @@ def parsed_streams(ctx: JobContext, pipeline: str, tables: Sequence[str]) -> dic
         # A fresh tag per operator: a tag used by get_side_output holds a Java object and
         # can no longer be pickled into the next function.
         dlq_tag = _dlq_tag()
-        stream = (ctx.kafka_source(f"realtime_{table}", [topic])
+        stream = (ctx.kafka_source(f"realtime_{table}", [topic],
+                                   fetch_wait_ms=ACTIVITY_FETCH_WAIT_MS)
                   .process(CheckChanges(topic, table, dlq_tag), output_type=tagged_type())
                   .uid(f"realtime-check-{table}").name(f"realtime: check {table}"))
         cache[table] = stream
