@@ -32,8 +32,7 @@ from types import FrameType
 STOP_TIMEOUT_S = 20.0
 CODE_SERVER_TIMEOUT_S = 120.0
 SERVICES = ("code server", "webserver", "daemon")  # started in this order
-LOCATION_NAME = "orchestration.definitions"  # what `python_module` named it: run and
-# sensor records keep the name, so it must not change with the layout
+GRACE_S = 2.0  # after a signal to the whole group, for the services to stop on their own
 
 
 class Stopping(Exception):
@@ -50,13 +49,13 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def write_workspace(home: Path, host: str, port: int) -> Path:
+def write_workspace(home: Path, host: str, port: int, location: str) -> Path:
     """The workspace the webserver and daemon load: the code server, by address."""
     path = home / "workspace.yaml"
     tmp = path.with_suffix(".tmp")
     tmp.write_text("# Written by ops.stack.dagster_services on each start.\nload_from:\n"
                    f"  - grpc_server:\n      host: {host}\n      port: {port}\n"
-                   f"      location_name: {LOCATION_NAME}\n")
+                   f"      location_name: {location}\n")
     os.replace(tmp, path)
     return path
 
@@ -76,8 +75,15 @@ def wait_for_port(host: str, port: int, server: subprocess.Popen[bytes]) -> None
                      f"within {CODE_SERVER_TIMEOUT_S:.0f}s")
 
 
-def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
-    """Webserver and daemon first (they hold connections to the code server), then it."""
+def stop_all(children: list[subprocess.Popen[bytes]], grace: float = 0.0) -> None:
+    """Webserver and daemon first (they hold connections to the code server), then it.
+
+    ``grace``: the signal may have gone to the whole group (the part's stop sends it
+    so), and a service signalled twice stops at once instead of draining; so first
+    give them that long to end by themselves."""
+    deadline = time.monotonic() + grace
+    while any(c.poll() is None for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for child in reversed(children):
         if child.poll() is None:
             child.send_signal(signal.SIGINT)
@@ -95,6 +101,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "three when one ends. DAGSTER_HOME must be set.")
     parser.add_argument("--module", required=True, help="the definitions module")
     parser.add_argument("--attribute", default="defs", help="its Definitions object")
+    parser.add_argument("--location-name", help="the code location's name (default: the "
+                        "module's, as a workspace's python_module names it; run and sensor "
+                        "records keep it, so it must not change between starts)")
     parser.add_argument("--host", default="127.0.0.1", help="the webserver's address")
     parser.add_argument("--port", type=int, required=True, help="the webserver's port")
     return parser.parse_args(argv)
@@ -108,15 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     python = sys.executable
     grpc_host = "127.0.0.1"
     grpc_port = free_port(grpc_host)
+    location = args.location_name or args.module
     children: list[subprocess.Popen[bytes]] = []
+    grace = 0.0
     try:
         children.append(subprocess.Popen([
             python, "-m", "dagster", "api", "grpc", "--module-name", args.module,
             "--attribute", args.attribute, "--working-directory", os.getcwd(),
-            "--location-name", LOCATION_NAME, "--lazy-load-user-code",
+            "--location-name", location, "--lazy-load-user-code",
             "--host", grpc_host, "--port", str(grpc_port)]))
         wait_for_port(grpc_host, grpc_port, children[0])
-        workspace = str(write_workspace(home, grpc_host, grpc_port))
+        workspace = str(write_workspace(home, grpc_host, grpc_port, location))
         children.append(subprocess.Popen([
             python, "-m", "dagster_webserver", "--host", args.host, "--port", str(args.port),
             "--workspace", workspace]))
@@ -133,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Stopping as signalled:
         print(f"dagster_services: {signalled}, stopping", flush=True)
+        grace = GRACE_S
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop_all(children)
+        stop_all(children, grace)
 
 
 if __name__ == "__main__":
