@@ -385,11 +385,14 @@ def _snapshot(hot: redis.Redis) -> dict[str, Any]:
     return out
 
 
+AUCTION_PREFIX = md.auction_key("")
+
+
 def _without_ended_auctions(snapshot: dict[str, Any], ended: set[str]) -> dict[str, Any]:
     """``snapshot`` without the auctions in ``ended``: their hashes and set memberships."""
     out: dict[str, Any] = {}
     for key, value in snapshot.items():
-        if key.startswith(md.auction_key("")) and key[len(md.auction_key("")):] in ended:
+        if key.startswith(AUCTION_PREFIX) and key[len(AUCTION_PREFIX):] in ended:
             continue
         if key.endswith(":auctions") and isinstance(value, list):
             value = [v for v in value if v not in ended]
@@ -403,31 +406,29 @@ def _ended_by_now(snapshot: dict[str, Any]) -> set[str]:
     """Auctions of the snapshot whose end time has passed: other tests of the session
     left them open, and the clock, not the restart, closes them meanwhile."""
     now = datetime.now(UTC)
-    prefix = md.auction_key("")
-    return {key[len(prefix):] for key, value in snapshot.items()
-            if key.startswith(prefix) and isinstance(value, dict) and value.get("ends_at")
+    return {key[len(AUCTION_PREFIX):] for key, value in snapshot.items()
+            if key.startswith(AUCTION_PREFIX) and isinstance(value, dict)
+            and value.get("ends_at")
             and datetime.fromisoformat(value["ends_at"].replace("Z", "+00:00")) <= now}
 
 
-def _settles_to(hot: redis.Redis, expected: dict[str, Any], what: str, timeout: float) -> None:
-    """Wait until the hot set equals ``expected`` (less the auctions that have ended by
+def _settles_to(hot: redis.Redis, before: dict[str, Any], what: str, timeout: float) -> None:
+    """Wait until the hot set equals ``before`` (less the auctions that have ended by
     their clock since: a correct hot set changes those); on timeout, name the keys that
     differ."""
     deadline = time.monotonic() + timeout
     while True:
-        ended = _ended_by_now(expected)
-        expected_now = _without_ended_auctions(expected, ended)
+        ended = _ended_by_now(before)
+        expected = _without_ended_auctions(before, ended)
         found = _without_ended_auctions(_snapshot(hot), ended)
-        if found == expected_now:
-            return
-        if time.monotonic() >= deadline:
-            expected = expected_now
+        if found == expected or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
-    shown = {k: {"expected": expected.get(k), "found": found.get(k)} for k in differ[:12]}
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: "
-                         f"{len(differ)} keys differ, first {shown}")
+    if differ:
+        shown = {k: {"expected": expected.get(k), "found": found.get(k)} for k in differ[:12]}
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: "
+                             f"{len(differ)} keys differ, first {shown}")
 
 
 def test_a_stopped_or_restarted_writer_stops_vouching_for_the_hot_set(
